@@ -1,0 +1,182 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Inbox entry states.
+const (
+	InboxStatePending = "pending"
+	InboxStateWorking = "working"
+	InboxStateDone    = "done"
+	InboxStateFailed  = "failed"
+)
+
+// InboxEntry is one Socket Mode envelope: stored before it is acked, then
+// worked from the inbox, so a crash after the ack loses nothing.
+type InboxEntry struct {
+	ID         int64
+	DedupKey   string // envelope_id, or "event:"+event_id for Events API
+	EnvelopeID string
+	Type       string // slash_commands | interactive | events_api
+	Payload    []byte // JSON, already stripped of Slack's verification token by the caller
+	ReceivedAt time.Time
+	State      string // pending | working | done | failed
+	Attempts   int    // claims so far
+	LeaseUntil time.Time
+	LastError  string // set by InboxFinish
+}
+
+const inboxColumns = "id, dedup_key, envelope_id, type, payload, received_at, state, attempts, lease_until, last_error"
+
+func scanInbox(row interface{ Scan(...any) error }) (InboxEntry, error) {
+	var e InboxEntry
+	var received, lease int64
+	err := row.Scan(&e.ID, &e.DedupKey, &e.EnvelopeID, &e.Type, &e.Payload, &received, &e.State, &e.Attempts, &lease, &e.LastError)
+	e.ReceivedAt, e.LeaseUntil = fromNanos(received), fromNanos(lease)
+	return e, err
+}
+
+// InboxPut stores e as pending (e's ID, State, Attempts and LeaseUntil are
+// ignored; a zero ReceivedAt means now). inserted=false (and no error) when
+// DedupKey is already present: id is then the existing entry's.
+func (db *DB) InboxPut(ctx context.Context, e InboxEntry) (id int64, inserted bool, err error) {
+	if e.DedupKey == "" {
+		return 0, false, errors.New("store: inbox entry without a dedup key")
+	}
+	if e.ReceivedAt.IsZero() {
+		e.ReceivedAt = time.Now()
+	}
+	if e.Payload == nil {
+		e.Payload = []byte{}
+	}
+	err = db.InTx(ctx, func(tx *Tx) error {
+		err := tx.tx.QueryRowContext(ctx, `INSERT INTO inbox
+			(dedup_key, envelope_id, type, payload, received_at, state, attempts, lease_until, last_error)
+			VALUES (?, ?, ?, ?, ?, 'pending', 0, 0, '')
+			ON CONFLICT (dedup_key) DO NOTHING RETURNING id`,
+			e.DedupKey, e.EnvelopeID, e.Type, e.Payload, nanos(e.ReceivedAt)).Scan(&id)
+		inserted = err == nil
+		if errors.Is(err, sql.ErrNoRows) {
+			err = tx.tx.QueryRowContext(ctx, "SELECT id FROM inbox WHERE dedup_key = ?", e.DedupKey).Scan(&id)
+		}
+		return err
+	})
+	if err != nil {
+		return 0, false, fmt.Errorf("store: inbox put: %w", err)
+	}
+	return id, inserted, nil
+}
+
+// InboxClaim moves entry id from pending (or working with a lease that ended
+// at or before now) to working, leased until leaseUntil, and counts the
+// attempt. Returns ErrNotClaimed when another worker holds it or it is
+// finished, ErrNotFound when there is no such entry.
+func (db *DB) InboxClaim(ctx context.Context, id int64, now, leaseUntil time.Time) (InboxEntry, error) {
+	if !leaseUntil.After(now) {
+		return InboxEntry{}, errors.New("store: inbox claim: lease must end after now")
+	}
+	var e InboxEntry
+	err := db.InTx(ctx, func(tx *Tx) error {
+		var err error
+		e, err = scanInbox(tx.tx.QueryRowContext(ctx, `UPDATE inbox
+			SET state = 'working', attempts = attempts + 1, lease_until = ?
+			WHERE id = ? AND (state = 'pending' OR (state = 'working' AND lease_until <= ?))
+			RETURNING `+inboxColumns,
+			nanos(leaseUntil), id, nanos(now)))
+		if errors.Is(err, sql.ErrNoRows) {
+			return notFoundOr(ctx, tx.tx, "inbox", id, ErrNotClaimed)
+		}
+		return err
+	})
+	if err != nil {
+		return InboxEntry{}, fmt.Errorf("store: inbox claim: %w", err)
+	}
+	return e, nil
+}
+
+// InboxPending lists ids of entries pending, or working with a lease ended at
+// or before now (their worker died), oldest first, at most limit (100 when
+// limit <= 0).
+func (db *DB) InboxPending(ctx context.Context, now time.Time, limit int) ([]int64, error) {
+	if limit <= 0 {
+		limit = 100
+	}
+	rows, err := db.sql.QueryContext(ctx, `SELECT id FROM inbox
+		WHERE state = 'pending' OR (state = 'working' AND lease_until <= ?)
+		ORDER BY id LIMIT ?`, nanos(now), limit)
+	if err != nil {
+		return nil, fmt.Errorf("store: inbox pending: %w", err)
+	}
+	defer rows.Close()
+	var ids []int64
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("store: inbox pending: %w", err)
+		}
+		ids = append(ids, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: inbox pending: %w", err)
+	}
+	return ids, nil
+}
+
+// InboxGet reads one entry; ErrNotFound when absent.
+func (db *DB) InboxGet(ctx context.Context, id int64) (InboxEntry, error) {
+	e, err := scanInbox(db.sql.QueryRowContext(ctx, "SELECT "+inboxColumns+" FROM inbox WHERE id = ?", id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return InboxEntry{}, fmt.Errorf("%w: inbox %d", ErrNotFound, id)
+	}
+	if err != nil {
+		return InboxEntry{}, fmt.Errorf("store: inbox get: %w", err)
+	}
+	return e, nil
+}
+
+// InboxFinish moves a working entry to state: done, failed, or pending (to
+// hand it back at once, e.g. on shutdown). errText is kept with tokens
+// masked. Returns ErrNotClaimed when the entry is not working, ErrNotFound
+// when absent.
+func (tx *Tx) InboxFinish(ctx context.Context, id int64, state string, errText string) error {
+	switch state {
+	case InboxStateDone, InboxStateFailed, InboxStatePending:
+	default:
+		return fmt.Errorf("store: inbox finish: state %q (accepted: done, failed, pending)", state)
+	}
+	res, err := tx.tx.ExecContext(ctx, `UPDATE inbox SET state = ?, lease_until = 0, last_error = ?
+		WHERE id = ? AND state = 'working'`, state, errorText(errText), id)
+	if err != nil {
+		return fmt.Errorf("store: inbox finish: %w", err)
+	}
+	if n, err := res.RowsAffected(); err != nil || n == 0 {
+		if err != nil {
+			return fmt.Errorf("store: inbox finish: %w", err)
+		}
+		return notFoundOr(ctx, tx.tx, "inbox", id, ErrNotClaimed)
+	}
+	return nil
+}
+
+// InboxPurge deletes finished entries received before before, once Slack
+// can no longer redeliver them, and returns how many it deleted.
+func (db *DB) InboxPurge(ctx context.Context, before time.Time) (int64, error) {
+	var n int64
+	err := db.InTx(ctx, func(tx *Tx) error {
+		res, err := tx.tx.ExecContext(ctx, "DELETE FROM inbox WHERE state IN ('done', 'failed') AND received_at < ?", nanos(before))
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("store: inbox purge: %w", err)
+	}
+	return n, nil
+}

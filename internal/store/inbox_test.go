@@ -1,0 +1,190 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+)
+
+func putTest(t *testing.T, db *DB, key string) int64 {
+	t.Helper()
+	id, inserted, err := db.InboxPut(context.Background(), InboxEntry{
+		DedupKey: key, EnvelopeID: key, Type: "slash_commands", Payload: []byte(`{}`), ReceivedAt: t0,
+	})
+	if err != nil || !inserted {
+		t.Fatalf("put %s: %v inserted=%v", key, err, inserted)
+	}
+	return id
+}
+
+func TestInboxDedup(t *testing.T) {
+	db, _ := openTest(t)
+	ctx := context.Background()
+	id := putTest(t, db, "env-1")
+	again, inserted, err := db.InboxPut(ctx, InboxEntry{DedupKey: "env-1", EnvelopeID: "env-1b", Type: "interactive", Payload: []byte(`{"x":1}`)})
+	if err != nil || inserted || again != id {
+		t.Fatalf("second put: id %d inserted %v err %v, want id %d not inserted", again, inserted, err, id)
+	}
+	e, _ := db.InboxGet(ctx, id)
+	if e.EnvelopeID != "env-1" || e.Type != "slash_commands" {
+		t.Fatalf("redelivery changed the entry: %+v", e)
+	}
+	if other := putTest(t, db, "event:Ev1"); other == id {
+		t.Fatal("different keys share an id")
+	}
+	if _, _, err := db.InboxPut(ctx, InboxEntry{}); err == nil {
+		t.Fatal("entry without dedup key accepted")
+	}
+}
+
+func TestInboxClaim(t *testing.T) {
+	lease := t0.Add(time.Minute)
+	tests := []struct {
+		name    string
+		prepare func(t *testing.T, db *DB, id int64)
+		now     time.Time
+		wantErr error
+	}{
+		{"pending", func(*testing.T, *DB, int64) {}, t0, nil},
+		{"held by another worker", func(t *testing.T, db *DB, id int64) { claim(t, db, id, t0, lease) }, t0.Add(30 * time.Second), ErrNotClaimed},
+		{"lease expired", func(t *testing.T, db *DB, id int64) { claim(t, db, id, t0, lease) }, lease, nil},
+		{"done", func(t *testing.T, db *DB, id int64) { claim(t, db, id, t0, lease); finish(t, db, id, InboxStateDone) }, lease.Add(time.Hour), ErrNotClaimed},
+		{"failed", func(t *testing.T, db *DB, id int64) { claim(t, db, id, t0, lease); finish(t, db, id, InboxStateFailed) }, lease.Add(time.Hour), ErrNotClaimed},
+		{"handed back", func(t *testing.T, db *DB, id int64) {
+			claim(t, db, id, t0, lease)
+			finish(t, db, id, InboxStatePending)
+		}, t0, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			db, _ := openTest(t)
+			id := putTest(t, db, "env")
+			tt.prepare(t, db, id)
+			e, err := db.InboxClaim(context.Background(), id, tt.now, tt.now.Add(time.Minute))
+			if !errors.Is(err, tt.wantErr) {
+				t.Fatalf("err = %v, want %v", err, tt.wantErr)
+			}
+			if err == nil && (e.State != InboxStateWorking || !e.LeaseUntil.Equal(tt.now.Add(time.Minute)) || e.ID != id || e.Attempts < 1) {
+				t.Fatalf("claimed entry %+v", e)
+			}
+		})
+	}
+	db, _ := openTest(t)
+	if _, err := db.InboxClaim(context.Background(), 404, t0, lease); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("claim of missing entry: %v", err)
+	}
+}
+
+func claim(t *testing.T, db *DB, id int64, now, lease time.Time) {
+	t.Helper()
+	if _, err := db.InboxClaim(context.Background(), id, now, lease); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func finish(t *testing.T, db *DB, id int64, state string) {
+	t.Helper()
+	ctx := context.Background()
+	if err := db.InTx(ctx, func(tx *Tx) error { return tx.InboxFinish(ctx, id, state, "") }); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestInboxConcurrentClaimers(t *testing.T) {
+	db, _ := openTest(t)
+	ctx := context.Background()
+	const entries, claimers = 10, 4
+	for i := range entries {
+		id := putTest(t, db, fmt.Sprint("env-", i))
+		var wins, lost int
+		var mu sync.Mutex
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for range claimers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				_, err := db.InboxClaim(ctx, id, t0, t0.Add(time.Minute))
+				mu.Lock()
+				defer mu.Unlock()
+				switch {
+				case err == nil:
+					wins++
+				case errors.Is(err, ErrNotClaimed):
+					lost++
+				default:
+					t.Error(err)
+				}
+			}()
+		}
+		close(start)
+		wg.Wait()
+		if wins != 1 || lost != claimers-1 {
+			t.Fatalf("entry %d: %d claims won, %d lost; want exactly one winner", id, wins, lost)
+		}
+	}
+}
+
+func TestInboxPendingAndFinish(t *testing.T) {
+	db, _ := openTest(t)
+	ctx := context.Background()
+	ids := make([]int64, 5)
+	for i := range ids {
+		ids[i] = putTest(t, db, fmt.Sprint("env-", i))
+	}
+	lease := t0.Add(time.Minute)
+	claim(t, db, ids[0], t0, lease) // working, lease running
+	claim(t, db, ids[1], t0, lease)
+	finish(t, db, ids[1], InboxStateDone)
+	claim(t, db, ids[2], t0, lease)
+	finish(t, db, ids[2], InboxStateFailed)
+
+	pending := func(now time.Time, limit int) []int64 {
+		got, err := db.InboxPending(ctx, now, limit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	if got, want := pending(t0, 10), []int64{ids[3], ids[4]}; !slices.Equal(got, want) {
+		t.Errorf("pending during lease = %v, want %v", got, want)
+	}
+	if got, want := pending(lease, 10), []int64{ids[0], ids[3], ids[4]}; !slices.Equal(got, want) {
+		t.Errorf("pending after lease = %v, want %v (oldest first)", got, want)
+	}
+	if got := pending(lease, 2); !slices.Equal(got, []int64{ids[0], ids[3]}) {
+		t.Errorf("limit 2 = %v", got)
+	}
+
+	err := db.InTx(ctx, func(tx *Tx) error { return tx.InboxFinish(ctx, ids[3], InboxStateDone, "") })
+	if !errors.Is(err, ErrNotClaimed) {
+		t.Errorf("finish of unclaimed entry: %v, want ErrNotClaimed", err)
+	}
+	err = db.InTx(ctx, func(tx *Tx) error { return tx.InboxFinish(ctx, ids[0], "bogus", "") })
+	if err == nil {
+		t.Error("finish with unknown state accepted")
+	}
+	err = db.InTx(ctx, func(tx *Tx) error {
+		return tx.InboxFinish(ctx, ids[0], InboxStateFailed, "slack said invalid_auth for xoxb-test-123")
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, _ := db.InboxGet(ctx, ids[0])
+	if e.State != InboxStateFailed || e.LastError != "slack said invalid_auth for [redacted]" || !e.LeaseUntil.IsZero() {
+		t.Errorf("finished entry %+v", e)
+	}
+
+	n, err := db.InboxPurge(ctx, t0.Add(time.Second))
+	if err != nil || n != 3 {
+		t.Errorf("purge removed %d (%v), want the 3 finished", n, err)
+	}
+	if got := pending(lease, 10); !slices.Equal(got, []int64{ids[3], ids[4]}) {
+		t.Errorf("after purge pending = %v", got)
+	}
+}

@@ -1,0 +1,175 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/secretbot/secretbot/internal/audit"
+)
+
+// Outbox message states.
+const (
+	OutboxStatePending = "pending"
+	OutboxStateSent    = "sent"
+	OutboxStateDead    = "dead"
+)
+
+// OutboxMessage is a message the bot owes someone. Never holds a credential.
+type OutboxMessage struct {
+	ID          int64
+	DedupKey    string    // optional; unique when set (a second add with the same key is a no-op)
+	Body        []byte    // an internal/outbox.Message, JSON (store does not decode it)
+	State       string    // pending | sent | dead
+	Attempts    int       // delivery attempts so far
+	NextAttempt time.Time // zero on add: CreatedAt (due at once)
+	LastError   string
+	CreatedAt   time.Time
+}
+
+const outboxColumns = "id, dedup_key, body, state, attempts, next_attempt, last_error, created_at"
+
+func scanOutbox(row interface{ Scan(...any) error }) (OutboxMessage, error) {
+	var m OutboxMessage
+	var dedup sql.NullString
+	var next, created int64
+	err := row.Scan(&m.ID, &dedup, &m.Body, &m.State, &m.Attempts, &next, &m.LastError, &created)
+	m.DedupKey, m.NextAttempt, m.CreatedAt = dedup.String, fromNanos(next), fromNanos(created)
+	return m, err
+}
+
+// OutboxAdd stores m as pending in the caller's transaction, so the message
+// commits with the state change that caused it. m's ID, State, Attempts and
+// LastError are ignored; a zero CreatedAt means now, a zero NextAttempt
+// means CreatedAt. With a DedupKey already present it changes nothing and
+// returns the existing id. A body that looks like it holds a token is
+// refused (audit.ErrCredential).
+func (tx *Tx) OutboxAdd(ctx context.Context, m OutboxMessage) (id int64, err error) {
+	if len(m.Body) == 0 {
+		return 0, errors.New("store: outbox add: empty body")
+	}
+	if audit.LooksLikeCredential(string(m.Body)) {
+		return 0, fmt.Errorf("store: outbox add: %w", audit.ErrCredential)
+	}
+	if m.CreatedAt.IsZero() {
+		m.CreatedAt = time.Now()
+	}
+	if m.NextAttempt.IsZero() {
+		m.NextAttempt = m.CreatedAt
+	}
+	dedup := sql.NullString{String: m.DedupKey, Valid: m.DedupKey != ""}
+	err = tx.tx.QueryRowContext(ctx, `INSERT INTO outbox
+		(dedup_key, body, state, attempts, next_attempt, last_error, created_at)
+		VALUES (?, ?, 'pending', 0, ?, '', ?)
+		ON CONFLICT (dedup_key) DO NOTHING RETURNING id`,
+		dedup, m.Body, nanos(m.NextAttempt), nanos(m.CreatedAt)).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) && dedup.Valid {
+		err = tx.tx.QueryRowContext(ctx, "SELECT id FROM outbox WHERE dedup_key = ?", m.DedupKey).Scan(&id)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("store: outbox add: %w", err)
+	}
+	return id, nil
+}
+
+// OutboxDue lists pending messages whose next attempt is at or before now,
+// earliest first, at most limit (100 when limit <= 0).
+func (db *DB) OutboxDue(ctx context.Context, now time.Time, limit int) ([]OutboxMessage, error) {
+	if limit <= 0 {
+		limit = 100
+	}
+	rows, err := db.sql.QueryContext(ctx, "SELECT "+outboxColumns+` FROM outbox
+		WHERE state = 'pending' AND next_attempt <= ?
+		ORDER BY next_attempt, id LIMIT ?`, nanos(now), limit)
+	if err != nil {
+		return nil, fmt.Errorf("store: outbox due: %w", err)
+	}
+	defer rows.Close()
+	var ms []OutboxMessage
+	for rows.Next() {
+		m, err := scanOutbox(rows)
+		if err != nil {
+			return nil, fmt.Errorf("store: outbox due: %w", err)
+		}
+		ms = append(ms, m)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: outbox due: %w", err)
+	}
+	return ms, nil
+}
+
+// OutboxGet reads one message; ErrNotFound when absent.
+func (db *DB) OutboxGet(ctx context.Context, id int64) (OutboxMessage, error) {
+	m, err := scanOutbox(db.sql.QueryRowContext(ctx, "SELECT "+outboxColumns+" FROM outbox WHERE id = ?", id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return OutboxMessage{}, fmt.Errorf("%w: outbox %d", ErrNotFound, id)
+	}
+	if err != nil {
+		return OutboxMessage{}, fmt.Errorf("store: outbox get: %w", err)
+	}
+	return m, nil
+}
+
+// OutboxSent marks a pending message sent. Returns ErrConflict when it is no
+// longer pending (already sent or dead), ErrNotFound when absent.
+func (db *DB) OutboxSent(ctx context.Context, id int64, now time.Time) error {
+	return db.outboxUpdate(ctx, "outbox sent", id,
+		"UPDATE outbox SET state = 'sent', attempts = attempts + 1, last_error = '', sent_at = ? WHERE id = ? AND state = 'pending'",
+		nanos(now), id)
+}
+
+// OutboxRetry records a failed attempt: the message is tried again at next,
+// or given up (state dead) when dead is true. errText is kept with tokens
+// masked. Returns ErrConflict when it is no longer pending, ErrNotFound when
+// absent.
+func (db *DB) OutboxRetry(ctx context.Context, id int64, next time.Time, errText string, dead bool) error {
+	state := OutboxStatePending
+	if dead {
+		state = OutboxStateDead
+	}
+	return db.outboxUpdate(ctx, "outbox retry", id,
+		"UPDATE outbox SET state = ?, attempts = attempts + 1, next_attempt = ?, last_error = ? WHERE id = ? AND state = 'pending'",
+		state, nanos(next), errorText(errText), id)
+}
+
+func (db *DB) outboxUpdate(ctx context.Context, what string, id int64, query string, args ...any) error {
+	err := db.InTx(ctx, func(tx *Tx) error {
+		res, err := tx.tx.ExecContext(ctx, query, args...)
+		if err != nil {
+			return err
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return notFoundOr(ctx, tx.tx, "outbox", id, ErrConflict)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("store: %s: %w", what, err)
+	}
+	return nil
+}
+
+// OutboxPurge deletes sent and dead messages created before before and
+// returns how many it deleted.
+func (db *DB) OutboxPurge(ctx context.Context, before time.Time) (int64, error) {
+	var n int64
+	err := db.InTx(ctx, func(tx *Tx) error {
+		res, err := tx.tx.ExecContext(ctx, "DELETE FROM outbox WHERE state IN ('sent', 'dead') AND created_at < ?", nanos(before))
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("store: outbox purge: %w", err)
+	}
+	return n, nil
+}
