@@ -1,0 +1,146 @@
+package slack
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	slackgo "github.com/slack-go/slack"
+
+	"github.com/secretbot/secretbot/internal/policy"
+)
+
+// ErrLookupFailed is wrapped by every Person error: Slack could not say who
+// the user is, so callers must refuse (fail closed) and say which check
+// could not be made.
+var ErrLookupFailed = errors.New("slack user lookup failed")
+
+// ErrEmailScope is wrapped (with ErrLookupFailed) when Slack returns a user
+// without an e-mail address: the bot token lacks the users:read.email scope.
+var ErrEmailScope = errors.New("no e-mail address from Slack: the bot token lacks the users:read.email scope")
+
+// groupTTL is how long the usergroups.list answer is reused. Membership
+// changes take up to this long to count, in both directions.
+const groupTTL = 60 * time.Second
+
+// Person asks Slack who userID is, now: users.info for the identity and
+// flags, usergroups.list (cached for a minute) for group membership.
+// Person.Groups holds each group's handle and its ID.
+//
+// Errors wrap ErrLookupFailed (and ErrEmailScope when the e-mail is
+// missing). Deleted users and bots come back without error even without an
+// e-mail, so policy.Refusal can name the precise reason.
+func (c *Client) Person(ctx context.Context, userID string) (policy.Person, error) {
+	u, err := c.api.GetUserInfoContext(ctx, userID, slackgo.GetUserInfoOptionIncludeLocale(false))
+	if err != nil {
+		return policy.Person{}, fmt.Errorf("%w: users.info %s: %s", ErrLookupFailed, c.redact(userID), c.describe(err))
+	}
+	p := policy.Person{
+		SlackID: u.ID,
+		Email:   u.Profile.Email,
+		Name:    displayName(u),
+		Deleted: u.Deleted,
+		// Slackbot is not flagged is_bot, but is one.
+		Bot: u.IsBot || u.IsWorkflowBot || u.ID == "USLACKBOT",
+		// Someone from another organisation (Slack Connect) is no more a
+		// member than a guest is.
+		Guest: u.IsRestricted || u.IsUltraRestricted || u.IsStranger,
+	}
+	if p.SlackID == "" {
+		p.SlackID = userID
+	}
+	if p.Deleted || p.Bot {
+		return p, nil
+	}
+	if p.Email == "" {
+		return policy.Person{}, fmt.Errorf("%w: users.info %s: %w", ErrLookupFailed, c.redact(userID), ErrEmailScope)
+	}
+	groups, err := c.groups.get(ctx, c.now, c.fetchGroups)
+	if err != nil {
+		return policy.Person{}, fmt.Errorf("%w: usergroups.list: %s", ErrLookupFailed, c.describe(err))
+	}
+	for _, g := range groups {
+		for _, m := range g.Users {
+			if m == p.SlackID {
+				p.Groups = append(p.Groups, g.Handle, g.ID)
+				break
+			}
+		}
+	}
+	return p, nil
+}
+
+func displayName(u *slackgo.User) string {
+	for _, s := range []string{u.RealName, u.Profile.RealName, u.Profile.DisplayName, u.Name} {
+		if s != "" {
+			return s
+		}
+	}
+	return u.ID
+}
+
+func (c *Client) fetchGroups(ctx context.Context) ([]slackgo.UserGroup, error) {
+	// Disabled groups are left out (the default): membership of a disabled
+	// group grants nothing.
+	return c.api.GetUserGroupsContext(ctx, slackgo.GetUserGroupsOptionIncludeUsers(true))
+}
+
+// groupCache holds the whole usergroups.list answer. Concurrent callers
+// share one fetch; a failed fetch is not cached.
+type groupCache struct {
+	mu       sync.Mutex
+	groups   []slackgo.UserGroup
+	fetched  time.Time
+	inflight *groupFetch
+}
+
+type groupFetch struct {
+	done   chan struct{}
+	groups []slackgo.UserGroup
+	err    error
+}
+
+func (gc *groupCache) get(ctx context.Context, now func() time.Time,
+	fetch func(context.Context) ([]slackgo.UserGroup, error)) ([]slackgo.UserGroup, error) {
+	for {
+		gc.mu.Lock()
+		if !gc.fetched.IsZero() && now().Sub(gc.fetched) < groupTTL {
+			g := gc.groups
+			gc.mu.Unlock()
+			return g, nil
+		}
+		if w := gc.inflight; w != nil {
+			gc.mu.Unlock()
+			select {
+			case <-w.done:
+				if w.err == nil {
+					return w.groups, nil
+				}
+				// Another caller's fetch failed (perhaps only its context
+				// ended): try again under our own context.
+				if err := ctx.Err(); err != nil {
+					return nil, err
+				}
+				continue
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		}
+		f := &groupFetch{done: make(chan struct{})}
+		gc.inflight = f
+		gc.mu.Unlock()
+
+		f.groups, f.err = fetch(ctx)
+
+		gc.mu.Lock()
+		if f.err == nil {
+			gc.groups, gc.fetched = f.groups, now()
+		}
+		gc.inflight = nil
+		gc.mu.Unlock()
+		close(f.done)
+		return f.groups, f.err
+	}
+}
