@@ -59,3 +59,9 @@ func Outcome(resp *http.Response, err error) string {
 		return "ok"
 	}
 }
+
+// WithBase returns the same instrumentation around another base transport
+// (the Vault client rebuilds its transport to trust a private CA).
+func (t *transport) WithBase(base http.RoundTripper) http.RoundTripper {
+	return &transport{calls: t.calls, name: t.name, base: base}
+}
