@@ -1,0 +1,149 @@
+// Package handlers turns what people do in Slack (a slash command, a click)
+// into domain calls, and domain results into replies. It knows Slack only
+// through the small types below, and outside systems only through the
+// interfaces it declares; internal/app wires the real ones in.
+package handlers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+
+	"github.com/secretbot/secretbot/internal/audit"
+	"github.com/secretbot/secretbot/internal/config"
+	"github.com/secretbot/secretbot/internal/outbox"
+	"github.com/secretbot/secretbot/internal/policy"
+)
+
+// Command is a slash command, reduced to what handling needs.
+type Command struct {
+	UserID      string
+	ChannelID   string
+	Command     string // e.g. "/secrets"
+	Text        string
+	ResponseURL string
+	TriggerID   string
+}
+
+// Result is what handling produced. The app stores all of it in the same
+// transaction that marks the envelope done, so a crash never leaves a reply
+// owed but forgotten, or an audit event missing for a reply sent.
+type Result struct {
+	Replies []outbox.Message
+	Audit   []audit.Event
+}
+
+// Directory tells who a Slack user is, from Slack itself.
+type Directory interface {
+	// Person returns the user as Slack reports them now. Any error means the
+	// identity could not be confirmed; callers fail closed.
+	Person(ctx context.Context, userID string) (policy.Person, error)
+}
+
+// OnCall tells whether a person is on call now.
+type OnCall interface {
+	// OnCallNow returns a one-line description of the person's current on-call
+	// shifts on the configured escalation policies ("" when not on call).
+	// An error means the check could not be made.
+	OnCallNow(ctx context.Context, email string) (onCall bool, detail string, err error)
+}
+
+// Handlers answers commands. A nil OnCall means PagerDuty is not configured.
+type Handlers struct {
+	Config    *config.Config
+	Directory Directory
+	OnCall    OnCall
+	Log       *slog.Logger
+}
+
+// request is one command from one confirmed person.
+type request struct {
+	Command
+	Person policy.Person
+	Args   []string
+}
+
+type subcommand struct {
+	name    string
+	example string
+	summary string
+	run     func(h *Handlers, ctx context.Context, r request) Result
+}
+
+// subcommands lists what `/secrets` understands, in the order help shows.
+// A function, not a variable: help refers back to the list.
+func subcommands() []subcommand {
+	return []subcommand{
+		{"help", "help", "this list", (*Handlers).help},
+		{"whoami", "whoami", "who Slack says you are, your groups, the scopes you may request, your on-call status", (*Handlers).whoami},
+	}
+}
+
+// Command answers one slash command. It never returns an error: every
+// outcome, refusals included, is a reply and an audit event.
+func (h *Handlers) Command(ctx context.Context, c Command) Result {
+	args, err := SplitArgs(c.Text)
+	sub := ""
+	if len(args) > 0 {
+		sub = strings.ToLower(args[0])
+	}
+	person, perr := h.Directory.Person(ctx, c.UserID)
+	if perr != nil {
+		h.Log.WarnContext(ctx, "identity lookup failed", "user", c.UserID, "err", perr)
+		return h.refuse(c, sub, "identity lookup failed",
+			"I could not confirm who you are with Slack (users.info did not answer), so nothing was done. Please try again in a minute.")
+	}
+	if rerr := policy.Refusal(person); rerr != nil {
+		return h.refuse(c, sub, rerr.Error(), refusalText(rerr))
+	}
+	if err != nil {
+		return h.refuse(c, sub, "unparsable arguments", err.Error()+"\n\n"+h.helpText())
+	}
+	r := request{Command: c, Person: person}
+	if len(args) > 1 {
+		r.Args = args[1:]
+	}
+	if sub == "" {
+		sub = "help"
+	}
+	for _, s := range subcommands() {
+		if s.name == sub {
+			return s.run(h, ctx, r)
+		}
+	}
+	return h.refuse(c, sub, "unknown subcommand",
+		fmt.Sprintf("I don't know `%s`.\n\n%s", Code(sub), h.helpText()))
+}
+
+func (h *Handlers) refuse(c Command, sub, reason, text string) Result {
+	return Result{
+		Replies: []outbox.Message{reply(c, text)},
+		Audit: []audit.Event{{
+			Actor: c.UserID, Action: "command.refused", Outcome: "refused",
+			Reason: reason, Links: map[string]string{"subcommand": Truncate(sub, 40)},
+		}},
+	}
+}
+
+func refusalText(err error) string {
+	switch {
+	case errors.Is(err, policy.ErrDeletedUser):
+		return "This Slack account is deactivated; secretbot serves active members only."
+	case errors.Is(err, policy.ErrBot):
+		return "Bots cannot use secretbot; it serves people, identified by Slack."
+	case errors.Is(err, policy.ErrGuest):
+		return "Guest accounts cannot use secretbot; it serves full members of the workspace only."
+	}
+	return "secretbot cannot serve this account: " + err.Error()
+}
+
+// reply answers the person privately: through the command's response_url
+// when there is one, otherwise as an ephemeral message in the channel.
+func reply(c Command, text string) outbox.Message {
+	if c.ResponseURL != "" {
+		return outbox.Message{Kind: outbox.Respond, Target: c.ResponseURL, Text: text}
+	}
+	return outbox.Message{Kind: outbox.Ephemeral, Target: c.ChannelID, User: c.UserID, Text: text}
+}

@@ -1,0 +1,231 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/secretbot/secretbot/handlers"
+	"github.com/secretbot/secretbot/integrations/pagerduty"
+	slackint "github.com/secretbot/secretbot/integrations/slack"
+	"github.com/secretbot/secretbot/integrations/vault"
+	"github.com/secretbot/secretbot/internal/audit"
+	"github.com/secretbot/secretbot/internal/config"
+	"github.com/secretbot/secretbot/internal/logging"
+	"github.com/secretbot/secretbot/internal/store"
+)
+
+// env loads the configuration and sets up the redacting logger every
+// subcommand that talks to outside systems needs.
+type env struct {
+	cfg      *config.Config
+	redactor *logging.Redactor
+	log      *slog.Logger
+	metrics  *appMetrics
+}
+
+func loadEnv(path string, getenv func(string) string, logOut io.Writer) (*env, error) {
+	cfg, err := config.Load(path, getenv)
+	if err != nil {
+		return nil, err
+	}
+	r := logging.NewRedactor(cfg.Creds.Secrets()...)
+	return &env{
+		cfg:      cfg,
+		redactor: r,
+		log:      logging.New(logOut, cfg.Ops.LogLevel, r),
+		metrics:  newAppMetrics(),
+	}, nil
+}
+
+// httpClient returns a client whose calls are counted under integration.
+func (e *env) httpClient(integration string) *http.Client {
+	return &http.Client{Timeout: 30 * time.Second, Transport: e.metrics.calls.Transport(integration, nil)}
+}
+
+// pagerDuty returns the PagerDuty client, or nil when it is not configured.
+func (e *env) pagerDuty() *pagerduty.Client {
+	if !e.cfg.PagerDutyEnabled() {
+		return nil
+	}
+	return pagerduty.New(e.cfg, e.httpClient("pagerduty"))
+}
+
+func runBot(ctx context.Context, path string, getenv func(string) string, stderr io.Writer) error {
+	e, err := loadEnv(path, getenv, stderr)
+	if err != nil {
+		return err
+	}
+	cfg, log := e.cfg, e.log
+	log.Info("secretbot starting", "version", version, "command", cfg.Slack.Command,
+		"pagerduty", cfg.PagerDutyEnabled(), "jira", cfg.JiraEnabled())
+	for _, s := range cfg.Scopes {
+		if s.Disabled {
+			log.Warn("scope disabled", "scope", s.Name, "reason", s.DisabledReason)
+		}
+	}
+
+	ln, err := listen(cfg.Ops.Listen)
+	if err != nil {
+		return fmt.Errorf("ops listener: %w", err)
+	}
+	defer ln.Close() // also closed by the server's shutdown; a second close is harmless
+	db, err := store.Open(ctx, cfg.Storage.Path)
+	if err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	defer db.Close()
+
+	sl := slackint.New(cfg, e.httpClient("slack"))
+	if _, err := sl.API().AuthTestContext(ctx); err != nil {
+		if r, fatal := fatalReason(err); fatal {
+			return &FatalSlackError{Reason: r}
+		}
+		log.Warn("slack auth.test failed; continuing, the connection will retry", "err", err)
+	}
+
+	vc, err := vault.New(cfg, e.httpClient("vault"), log)
+	if err != nil {
+		return fmt.Errorf("vault: %w", err)
+	}
+	vc.OnNewToken(func(tok string) { e.redactor.Add(tok) })
+	defer vc.Close()
+
+	runCtx, stopRun := context.WithCancel(ctx)
+	defer stopRun()
+	var bg sync.WaitGroup
+	bg.Go(func() { e.keepVaultLoggedIn(runCtx, vc) })
+
+	now := time.Now
+	auditLog := audit.New([]byte(cfg.Creds.AuditKey), now)
+	h := &handlers.Handlers{Config: cfg, Directory: sl, Log: log}
+	if pd := e.pagerDuty(); pd != nil {
+		h.OnCall = onCall{pd}
+	}
+	dl := newDeliverer(db, sl, log, e.metrics, now)
+	in := &inbox{
+		db: db, audit: auditLog, handlers: h, log: log, metrics: e.metrics, now: now,
+		command: cfg.Slack.Command, handlerTimeout: cfg.Runner.HandlerTimeout.D(),
+		workers: cfg.Runner.Workers, kickOutbox: dl.wake, queue: make(chan int64, 256),
+	}
+	sock := &socket{
+		open: func(ctx context.Context) (string, error) {
+			_, url, err := sl.API().StartSocketModeContext(ctx)
+			return url, err
+		},
+		dialer:    &websocket.Dialer{HandshakeTimeout: 10 * time.Second, Proxy: http.ProxyFromEnvironment},
+		log:       log,
+		handle:    in.accept,
+		pingEvery: 10 * time.Second,
+		acked: func(typ string, d time.Duration) {
+			e.metrics.acked.Inc(typ)
+			e.metrics.ackLatency.Observe(d.Seconds())
+		},
+	}
+	cp := &checkpointer{db: db, audit: auditLog, channel: cfg.Slack.SecurityChannel, log: log, now: now}
+
+	srv := opsServer(e.metrics, func(ctx context.Context) string {
+		if !sock.connected.Load() {
+			return "socket mode not connected"
+		}
+		if err := db.Ping(ctx); err != nil {
+			return "store unavailable"
+		}
+		return ""
+	})
+	bg.Go(func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("ops listener stopped", "err", err)
+		}
+	})
+	log.Info("ops listener up", "addr", ln.Addr().String())
+
+	workCtx, stopWork := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopWork()
+	in.start(workCtx)
+	deliverCtx, stopDeliver := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopDeliver()
+	bg.Go(func() { dl.run(deliverCtx) })
+	bg.Go(func() { cp.daily(runCtx, dl.wake) })
+
+	sockErr := sock.run(runCtx)
+
+	// Shutting down: take no new work, finish what is in flight (bounded),
+	// post the audit checkpoint, deliver what is owed (bounded), then exit.
+	log.Info("shutting down", "reason", shutdownReason(ctx, sockErr))
+	sock.stopping.Store(true)
+	deadline := time.Now().Add(cfg.Runner.ShutdownTimeout.D())
+	stopWork()
+	if !in.wait(time.Until(deadline)) {
+		log.Warn("shutdown deadline passed with work in flight; it resumes from the inbox on next start")
+	}
+	if err := cp.post(context.WithoutCancel(ctx), "shutdown"); err != nil {
+		log.Error("audit checkpoint at shutdown failed", "err", err)
+	}
+	stopDeliver()
+	flushCtx, cancelFlush := context.WithDeadline(context.WithoutCancel(ctx), deadline)
+	dl.flush(flushCtx)
+	cancelFlush()
+	stopRun()
+	shutCtx, cancelShut := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+	_ = srv.Shutdown(shutCtx)
+	cancelShut()
+	bg.Wait()
+	log.Info("secretbot stopped")
+	return sockErr
+}
+
+func shutdownReason(ctx context.Context, err error) string {
+	if err != nil {
+		return err.Error()
+	}
+	if ctx.Err() != nil {
+		return "signal"
+	}
+	return "socket closed"
+}
+
+// keepVaultLoggedIn logs in at start and again after failures; the Vault
+// client keeps a successful login fresh itself. Vault being down does not
+// stop the bot from answering: what needs Vault fails closed.
+func (e *env) keepVaultLoggedIn(ctx context.Context, vc *vault.Client) {
+	b := newBackoff(time.Second, time.Minute)
+	for {
+		err := vc.Login(ctx)
+		if err == nil {
+			e.log.Info("vault login ok")
+			return
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		wait := b.next()
+		e.log.Error("vault login failed; retrying", "err", err, "retry_in", wait.String())
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+	}
+}
+
+// onCall adapts the PagerDuty client to what handlers need.
+type onCall struct{ pd *pagerduty.Client }
+
+func (o onCall) OnCallNow(ctx context.Context, email string) (bool, string, error) {
+	st, err := o.pd.OnCallStatus(ctx, email)
+	if errors.Is(err, pagerduty.ErrUnknownUser) {
+		return false, "", fmt.Errorf("no PagerDuty user has the e-mail %s", email)
+	}
+	if err != nil {
+		return false, "", err
+	}
+	return st.OnCall, fmt.Sprint(st.Policies), nil
+}

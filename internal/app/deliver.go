@@ -1,0 +1,119 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"time"
+
+	slackint "github.com/secretbot/secretbot/integrations/slack"
+	"github.com/secretbot/secretbot/internal/crash"
+	"github.com/secretbot/secretbot/internal/outbox"
+	"github.com/secretbot/secretbot/internal/store"
+)
+
+// sender delivers one message to Slack.
+type sender interface {
+	Deliver(ctx context.Context, m outbox.Message) (string, error)
+}
+
+// deliverer sends what the outbox holds. A failure that retrying can cure
+// (outage, 5xx, 429) only delays a message; one that cannot (an expired
+// response_url, a channel the bot is not in) is marked dead and logged.
+type deliverer struct {
+	db      *store.DB
+	slack   sender
+	log     *slog.Logger
+	metrics *appMetrics
+	now     func() time.Time
+	kick    chan struct{}
+}
+
+func newDeliverer(db *store.DB, s sender, log *slog.Logger, m *appMetrics, now func() time.Time) *deliverer {
+	return &deliverer{db: db, slack: s, log: log, metrics: m, now: now, kick: make(chan struct{}, 1)}
+}
+
+// wake asks for a delivery round soon; it never blocks.
+func (d *deliverer) wake() {
+	select {
+	case d.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (d *deliverer) run(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		d.flush(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-d.kick:
+		case <-t.C:
+		}
+	}
+}
+
+// flush delivers every message due now, oldest first.
+func (d *deliverer) flush(ctx context.Context) {
+	for ctx.Err() == nil {
+		msgs, err := d.db.OutboxDue(ctx, d.now(), 50)
+		if err != nil {
+			if ctx.Err() == nil {
+				d.log.Error("outbox read failed", "err", err)
+			}
+			return
+		}
+		if len(msgs) == 0 {
+			return
+		}
+		for _, m := range msgs {
+			d.deliver(ctx, m)
+		}
+		if len(msgs) < 50 {
+			return
+		}
+	}
+}
+
+func (d *deliverer) deliver(ctx context.Context, row store.OutboxMessage) {
+	log := d.log.With("outbox_id", row.ID)
+	m, err := outbox.Unmarshal(row.Body)
+	if err != nil {
+		log.Error("undecodable outbox message; marked dead", "err", err)
+		_ = d.db.OutboxRetry(ctx, row.ID, d.now(), "undecodable", true)
+		return
+	}
+	crash.Point("outbox.before_send")
+	_, err = d.slack.Deliver(ctx, m)
+	if err == nil {
+		crash.Point("outbox.sent")
+		d.metrics.delivered.Inc(m.Kind, "sent")
+		if err := d.db.OutboxSent(ctx, row.ID, d.now()); err != nil {
+			log.Error("outbox bookkeeping failed", "err", err)
+		}
+		return
+	}
+	var de *slackint.DeliveryError
+	retryable, after := true, time.Duration(0)
+	if errors.As(err, &de) {
+		retryable, after = de.Retryable, de.RetryAfter
+	}
+	if !retryable {
+		d.metrics.delivered.Inc(m.Kind, "dead")
+		log.Error("message cannot be delivered; giving up", "kind", m.Kind, "err", err)
+		_ = d.db.OutboxRetry(ctx, row.ID, d.now(), err.Error(), true)
+		return
+	}
+	wait := max(after, retryDelay(row.Attempts))
+	d.metrics.delivered.Inc(m.Kind, "retry")
+	log.Warn("delivery failed; will retry", "kind", m.Kind, "attempt", row.Attempts+1, "retry_in", wait.String(), "err", err)
+	_ = d.db.OutboxRetry(ctx, row.ID, d.now().Add(wait), err.Error(), false)
+}
+
+// retryDelay grows with each attempt, up to five minutes.
+func retryDelay(attempts int) time.Duration {
+	d := time.Second << min(attempts, 9)
+	return min(d, 5*time.Minute)
+}

@@ -1,0 +1,287 @@
+package app
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	"github.com/slack-go/slack"
+
+	"github.com/secretbot/secretbot/handlers"
+	"github.com/secretbot/secretbot/internal/audit"
+	"github.com/secretbot/secretbot/internal/crash"
+	"github.com/secretbot/secretbot/internal/outbox"
+	"github.com/secretbot/secretbot/internal/store"
+)
+
+// maxAttempts bounds how often one envelope is tried (a crash or store error
+// mid-way leaves it claimable again) before the person is told it failed.
+const maxAttempts = 5
+
+// inbox is the durable queue between the Socket Mode reader and the work:
+// each envelope is stored before it is acked and processed from storage,
+// because Slack never redelivers a command or a click once acked.
+type inbox struct {
+	db             *store.DB
+	audit          *audit.Log
+	handlers       *handlers.Handlers
+	log            *slog.Logger
+	metrics        *appMetrics
+	now            func() time.Time
+	command        string
+	handlerTimeout time.Duration
+	workers        int
+	kickOutbox     func()
+
+	queue chan int64
+	wg    sync.WaitGroup
+}
+
+// accept stores env. It runs on the socket reader, before the ack; the
+// returned function runs after the ack and hands the entry to a worker.
+func (in *inbox) accept(ctx context.Context, env envelope) (json.RawMessage, func(), error) {
+	in.metrics.received.Inc(env.Type)
+	key := env.EnvelopeID
+	if env.Type == "events_api" {
+		// Events have their own id, stable across redeliveries.
+		var p struct {
+			EventID string `json:"event_id"`
+		}
+		if json.Unmarshal(env.Payload, &p) == nil && p.EventID != "" {
+			key = "event:" + p.EventID
+		}
+	}
+	id, inserted, err := in.db.InboxPut(ctx, store.InboxEntry{
+		DedupKey:   key,
+		EnvelopeID: env.EnvelopeID,
+		Type:       env.Type,
+		Payload:    stripToken(env.Payload),
+		ReceivedAt: in.now(),
+		State:      "pending",
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	if !inserted {
+		in.metrics.duplicates.Inc()
+		in.log.Info("duplicate envelope acked, not processed again", "envelope_id", env.EnvelopeID, "retry_attempt", env.RetryAttempt)
+		return nil, nil, nil
+	}
+	crash.Point("inbox.stored")
+	return nil, func() {
+		crash.Point("inbox.acked")
+		select {
+		case in.queue <- id:
+		default: // workers busy: the poller finds it in storage
+		}
+	}, nil
+}
+
+// stripToken drops Slack's legacy verification token from a payload before
+// it is stored: it is a credential, and the bot has no use for it.
+func stripToken(p json.RawMessage) []byte {
+	var m map[string]json.RawMessage
+	if json.Unmarshal(p, &m) != nil {
+		return p
+	}
+	if _, ok := m["token"]; !ok {
+		return p
+	}
+	delete(m, "token")
+	b, err := json.Marshal(m)
+	if err != nil {
+		return p
+	}
+	return b
+}
+
+// start launches the workers and the poller that resumes stored work.
+func (in *inbox) start(ctx context.Context) {
+	for range in.workers {
+		in.wg.Go(func() {
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case id := <-in.queue:
+					in.process(ctx, id)
+				}
+			}
+		})
+	}
+	in.wg.Go(func() { in.poll(ctx) })
+}
+
+// poll feeds workers with stored entries that are pending, or whose worker
+// died: at start (entries acked before a crash) and every few seconds.
+func (in *inbox) poll(ctx context.Context) {
+	t := time.NewTicker(2 * time.Second)
+	defer t.Stop()
+	for {
+		ids, err := in.db.InboxPending(ctx, in.now(), 100)
+		if err != nil && ctx.Err() == nil {
+			in.log.Error("inbox poll failed", "err", err)
+		}
+		for _, id := range ids {
+			select {
+			case in.queue <- id:
+			case <-ctx.Done():
+				return
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// wait blocks until in-flight work is done or d passes.
+func (in *inbox) wait(d time.Duration) bool {
+	done := make(chan struct{})
+	go func() { in.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return true
+	case <-time.After(d):
+		return false
+	}
+}
+
+func (in *inbox) process(ctx context.Context, id int64) {
+	now := in.now()
+	e, err := in.db.InboxClaim(ctx, id, now, now.Add(in.handlerTimeout+30*time.Second))
+	if errors.Is(err, store.ErrNotClaimed) {
+		return
+	}
+	if err != nil {
+		if ctx.Err() == nil {
+			in.log.Error("inbox claim failed", "inbox_id", id, "err", err)
+		}
+		return
+	}
+	crash.Point("inbox.claimed")
+	// Work in flight finishes even when shutdown starts; the handler
+	// timeout bounds it.
+	hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), in.handlerTimeout)
+	defer cancel()
+	log := in.log.With("inbox_id", e.ID, "envelope_id", e.EnvelopeID, "type", e.Type)
+
+	var res handlers.Result
+	state := "done"
+	if e.Attempts > maxAttempts {
+		ref := newRef()
+		log.Error("envelope failed too often; giving up", "attempts", e.Attempts, "ref", ref)
+		res, state = internalError(e, ref, "gave up after repeated failures"), "failed"
+	} else {
+		res, state = in.dispatch(hctx, log, e)
+	}
+	err = in.db.InTx(hctx, func(tx *store.Tx) error {
+		for _, ev := range res.Audit {
+			if _, err := in.audit.Append(hctx, tx, ev); err != nil {
+				return fmt.Errorf("audit: %w", err)
+			}
+		}
+		for _, m := range res.Replies {
+			if err := enqueue(hctx, tx, m, now); err != nil {
+				return err
+			}
+		}
+		return tx.InboxFinish(hctx, e.ID, state, "")
+	})
+	if err != nil {
+		// The entry stays claimed; when its lease ends the poller retries it.
+		log.Error("storing the outcome failed; will retry", "err", err)
+		return
+	}
+	crash.Point("inbox.finished")
+	in.kickOutbox()
+}
+
+func enqueue(ctx context.Context, tx *store.Tx, m outbox.Message, now time.Time) error {
+	b, err := m.Marshal()
+	if err != nil {
+		return err
+	}
+	_, err = tx.OutboxAdd(ctx, store.OutboxMessage{Body: b, State: "pending", NextAttempt: now, CreatedAt: now})
+	return err
+}
+
+// dispatch routes one entry to its handler. A panic is contained: logged
+// with a reference the person is given, so support can find it.
+func (in *inbox) dispatch(ctx context.Context, log *slog.Logger, e store.InboxEntry) (res handlers.Result, state string) {
+	defer func() {
+		if r := recover(); r != nil {
+			ref := newRef()
+			in.metrics.handlerErrors.Inc("panic")
+			log.Error("handler panicked", "ref", ref, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+			res, state = internalError(e, ref, "panic"), "failed"
+		}
+	}()
+	switch e.Type {
+	case "slash_commands":
+		var sc slack.SlashCommand
+		if err := json.Unmarshal(e.Payload, &sc); err != nil {
+			in.metrics.handlerErrors.Inc("bad_payload")
+			log.Warn("unparsable slash command", "err", err)
+			return handlers.Result{}, "failed"
+		}
+		if sc.Command != in.command {
+			log.Warn("slash command not ours; ignored", "command", sc.Command)
+			return handlers.Result{}, "done"
+		}
+		return in.handlers.Command(ctx, handlers.Command{
+			UserID: sc.UserID, ChannelID: sc.ChannelID, Command: sc.Command, Text: sc.Text,
+			ResponseURL: sc.ResponseURL, TriggerID: sc.TriggerID,
+		}), "done"
+	default:
+		// Interactions and events arrive here once features use them; until
+		// then they are recorded in the inbox and acknowledged, nothing more.
+		log.Debug("envelope type not handled", "type", e.Type)
+		return handlers.Result{}, "done"
+	}
+}
+
+// internalError tells the person something went wrong, with the reference
+// under which the details were logged, and records it.
+func internalError(e store.InboxEntry, ref, why string) handlers.Result {
+	var p struct {
+		UserID      string `json:"user_id"`
+		ChannelID   string `json:"channel_id"`
+		ResponseURL string `json:"response_url"`
+		User        struct {
+			ID string `json:"id"`
+		} `json:"user"`
+	}
+	_ = json.Unmarshal(e.Payload, &p)
+	user := p.UserID
+	if user == "" {
+		user = p.User.ID
+	}
+	res := handlers.Result{Audit: []audit.Event{{
+		Actor: user, Action: "internal_error", Outcome: "failed",
+		Reason: why, Links: map[string]string{"ref": ref, "envelope": e.EnvelopeID},
+	}}}
+	text := fmt.Sprintf("Sorry, secretbot hit an internal error (ref %s). Nothing was changed; please try again, or quote the ref to the bot's operators.", ref)
+	switch {
+	case p.ResponseURL != "":
+		res.Replies = append(res.Replies, outbox.Message{Kind: outbox.Respond, Target: p.ResponseURL, Text: text})
+	case user != "":
+		res.Replies = append(res.Replies, outbox.Message{Kind: outbox.DM, Target: user, Text: text})
+	}
+	return res
+}
+
+func newRef() string {
+	b := make([]byte, 5)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
