@@ -29,7 +29,9 @@ type onCall struct {
 	err    error
 }
 
-func (o onCall) OnCallNow(context.Context, string) (bool, string, error) { return o.on, o.detail, o.err }
+func (o onCall) OnCallNow(context.Context, string) (bool, string, error) {
+	return o.on, o.detail, o.err
+}
 
 func testHandlers(oc OnCall) *Handlers {
 	cfg := &config.Config{
