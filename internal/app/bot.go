@@ -152,7 +152,8 @@ func runBot(ctx context.Context, path string, getenv func(string) string, stderr
 	in.start(workCtx)
 	deliverCtx, stopDeliver := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopDeliver()
-	bg.Go(func() { dl.run(deliverCtx) })
+	var delivering sync.WaitGroup
+	delivering.Go(func() { dl.run(deliverCtx) })
 	bg.Go(func() { cp.daily(runCtx, dl.wake) })
 
 	sockErr := sock.run(runCtx)
@@ -170,6 +171,7 @@ func runBot(ctx context.Context, path string, getenv func(string) string, stderr
 		log.Error("audit checkpoint at shutdown failed", "err", err)
 	}
 	stopDeliver()
+	delivering.Wait() // the last flush below must not race a round in progress
 	flushCtx, cancelFlush := context.WithDeadline(context.WithoutCancel(ctx), deadline)
 	dl.flush(flushCtx)
 	cancelFlush()

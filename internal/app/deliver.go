@@ -79,10 +79,13 @@ func (d *deliverer) flush(ctx context.Context) {
 
 func (d *deliverer) deliver(ctx context.Context, row store.OutboxMessage) {
 	log := d.log.With("outbox_id", row.ID)
+	// Bookkeeping must land even when shutdown cancels ctx mid-send, or a
+	// message Slack accepted would be sent again on the next start.
+	bctx := context.WithoutCancel(ctx)
 	m, err := outbox.Unmarshal(row.Body)
 	if err != nil {
 		log.Error("undecodable outbox message; marked dead", "err", err)
-		_ = d.db.OutboxRetry(ctx, row.ID, d.now(), "undecodable", true)
+		_ = d.db.OutboxRetry(bctx, row.ID, d.now(), "undecodable", true)
 		return
 	}
 	crash.Point("outbox.before_send")
@@ -90,10 +93,13 @@ func (d *deliverer) deliver(ctx context.Context, row store.OutboxMessage) {
 	if err == nil {
 		crash.Point("outbox.sent")
 		d.metrics.delivered.Inc(m.Kind, "sent")
-		if err := d.db.OutboxSent(ctx, row.ID, d.now()); err != nil {
+		if err := d.db.OutboxSent(bctx, row.ID, d.now()); err != nil {
 			log.Error("outbox bookkeeping failed", "err", err)
 		}
 		return
+	}
+	if ctx.Err() != nil {
+		return // interrupted, not failed: the message stays due as it was
 	}
 	var de *slackint.DeliveryError
 	retryable, after := true, time.Duration(0)
@@ -103,13 +109,13 @@ func (d *deliverer) deliver(ctx context.Context, row store.OutboxMessage) {
 	if !retryable {
 		d.metrics.delivered.Inc(m.Kind, "dead")
 		log.Error("message cannot be delivered; giving up", "kind", m.Kind, "err", err)
-		_ = d.db.OutboxRetry(ctx, row.ID, d.now(), err.Error(), true)
+		_ = d.db.OutboxRetry(bctx, row.ID, d.now(), err.Error(), true)
 		return
 	}
 	wait := max(after, retryDelay(row.Attempts))
 	d.metrics.delivered.Inc(m.Kind, "retry")
 	log.Warn("delivery failed; will retry", "kind", m.Kind, "attempt", row.Attempts+1, "retry_in", wait.String(), "err", err)
-	_ = d.db.OutboxRetry(ctx, row.ID, d.now().Add(wait), err.Error(), false)
+	_ = d.db.OutboxRetry(bctx, row.ID, d.now().Add(wait), err.Error(), false)
 }
 
 // retryDelay grows with each attempt, up to five minutes.
