@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/secretbot/secretbot/internal/audit"
+	"github.com/secretbot/secretbot/internal/crash"
 	"github.com/secretbot/secretbot/internal/outbox"
 	"github.com/secretbot/secretbot/internal/policy"
 )
@@ -15,6 +16,7 @@ var groupID = regexp.MustCompile(`^S[A-Z0-9]{6,}$`)
 
 // whoami shows the identity the bot acts on: Slack's, never the typed text.
 func (h *Handlers) whoami(ctx context.Context, r request) Result {
+	crash.Panic("handler.whoami")
 	p := r.Person
 	var b strings.Builder
 	fmt.Fprintf(&b, "*Who you are, as Slack reports it*\n")

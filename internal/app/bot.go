@@ -150,10 +150,11 @@ func runBot(ctx context.Context, path string, getenv func(string) string, stderr
 	workCtx, stopWork := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopWork()
 	in.start(workCtx)
-	deliverCtx, stopDeliver := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopDeliver()
+	// Delivery outlives the signal: it stops between rounds, when told.
+	deliverCtx := context.WithoutCancel(ctx)
+	stopDeliver := make(chan struct{})
 	var delivering sync.WaitGroup
-	delivering.Go(func() { dl.run(deliverCtx) })
+	delivering.Go(func() { dl.run(deliverCtx, stopDeliver) })
 	bg.Go(func() { cp.daily(runCtx, dl.wake) })
 
 	sockErr := sock.run(runCtx)
@@ -170,10 +171,10 @@ func runBot(ctx context.Context, path string, getenv func(string) string, stderr
 	if err := cp.post(context.WithoutCancel(ctx), "shutdown"); err != nil {
 		log.Error("audit checkpoint at shutdown failed", "err", err)
 	}
-	stopDeliver()
+	close(stopDeliver)
 	delivering.Wait() // the last flush below must not race a round in progress
 	flushCtx, cancelFlush := context.WithDeadline(context.WithoutCancel(ctx), deadline)
-	dl.flush(flushCtx)
+	dl.flush(flushCtx, nil)
 	cancelFlush()
 	stopRun()
 	shutCtx, cancelShut := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)

@@ -41,12 +41,17 @@ func (d *deliverer) wake() {
 	}
 }
 
-func (d *deliverer) run(ctx context.Context) {
+// run delivers until stop is closed. A round in progress is finished, not
+// cancelled: a send cut off mid-flight may have reached Slack, and sending
+// it again on the next round would post it twice.
+func (d *deliverer) run(ctx context.Context, stop <-chan struct{}) {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	for {
-		d.flush(ctx)
+		d.flush(ctx, stop)
 		select {
+		case <-stop:
+			return
 		case <-ctx.Done():
 			return
 		case <-d.kick:
@@ -55,8 +60,9 @@ func (d *deliverer) run(ctx context.Context) {
 	}
 }
 
-// flush delivers every message due now, oldest first.
-func (d *deliverer) flush(ctx context.Context) {
+// flush delivers every message due now, oldest first, until stop closes
+// (checked between messages; nil never closes).
+func (d *deliverer) flush(ctx context.Context, stop <-chan struct{}) {
 	for ctx.Err() == nil {
 		msgs, err := d.db.OutboxDue(ctx, d.now(), 50)
 		if err != nil {
@@ -69,6 +75,11 @@ func (d *deliverer) flush(ctx context.Context) {
 			return
 		}
 		for _, m := range msgs {
+			select {
+			case <-stop:
+				return
+			default:
+			}
 			d.deliver(ctx, m)
 		}
 		if len(msgs) < 50 {

@@ -7,3 +7,6 @@ package crash
 
 // Point marks a named place in the code.
 func Point(name string) {}
+
+// Panic marks a place where a test may make a handler panic.
+func Panic(name string) {}

@@ -19,3 +19,11 @@ func Point(name string) {
 		select {}
 	}
 }
+
+// Panic panics when name is the point chosen with SECRETBOT_PANIC_AT, so a
+// test can prove a handler's panic is contained.
+func Panic(name string) {
+	if name == os.Getenv("SECRETBOT_PANIC_AT") {
+		panic("crashpoint panic at " + name)
+	}
+}
