@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/url"
+	"slices"
+	"sync"
 	"time"
 
 	"github.com/secretbot/secretbot/e2e/internal/watch"
@@ -84,6 +86,36 @@ func (s *Server) record(c Call) {
 	s.calls = append(s.calls, c)
 	s.mu.Unlock()
 	s.changed.Fire()
+	observers.mu.Lock()
+	fns := slices.Clone(observers.fns)
+	observers.mu.Unlock()
+	for _, fn := range fns {
+		fn(c)
+	}
+}
+
+// observers are told of every Web API call any Server receives.
+var observers struct {
+	mu  sync.Mutex
+	fns []func(Call)
+}
+
+// ObserveCalls registers fn to be told of every Web API call received by
+// any Server in this process, for checks across a whole test suite (such
+// as "every method the bot called is allowed by the manifest"). fn must be
+// safe for concurrent use. The returned function unregisters it.
+func ObserveCalls(fn func(Call)) (stop func()) {
+	observers.mu.Lock()
+	defer observers.mu.Unlock()
+	observers.fns = append(observers.fns, fn)
+	i := len(observers.fns) - 1
+	return func() {
+		observers.mu.Lock()
+		defer observers.mu.Unlock()
+		if i < len(observers.fns) {
+			observers.fns[i] = func(Call) {}
+		}
+	}
 }
 
 // Calls returns every Web API call so far, in order.

@@ -37,8 +37,8 @@ func (c *checkpointer) daily(ctx context.Context, wake func()) {
 			if err != nil || last == day {
 				return err
 			}
-			if posted, err = c.enqueue(ctx, tx, "daily"); err != nil {
-				return err
+			if posted, err = c.enqueue(ctx, tx, "daily"); err != nil || !posted {
+				return err // an empty log has nothing to checkpoint yet: try again later today
 			}
 			return tx.MetaSet(ctx, checkpointDayKey, day)
 		})

@@ -149,7 +149,7 @@ func flags(name, summary string, getenv func(string) string, out io.Writer) (*fl
 	if def == "" {
 		def = "secretbot.yaml"
 	}
-	path := fs.String("config", def, "configuration file `PATH` (default $SECRETBOT_CONFIG, else secretbot.yaml)")
+	path := fs.String("config", def, "configuration file `PATH` (credentials come from the environment only)")
 	fs.Usage = func() {
 		fmt.Fprintf(out, "Usage: secretbot %s [flags]\n\n%s.\n\nFlags:\n", name, summary)
 		fs.PrintDefaults()

@@ -1,0 +1,167 @@
+package app
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+func TestSubcommandsAndExitCodes(t *testing.T) {
+	env := func(string) string { return "" }
+	tests := []struct {
+		args []string
+		code int
+		out  string
+	}{
+		{[]string{"version"}, ExitOK, "secretbot dev"},
+		{[]string{"--help"}, ExitOK, "Usage:"},
+		{[]string{"check", "--help"}, ExitOK, "-config PATH"},
+		{[]string{"run", "-h"}, ExitOK, "-config PATH"},
+		{[]string{"audit", "verify", "--help"}, ExitOK, "--checkpoint"},
+		{[]string{"frobnicate"}, ExitUsage, ""},
+		{[]string{"audit"}, ExitUsage, ""},
+		{[]string{"audit", "verify", "--checkpoint", "nonsense"}, ExitUsage, ""},
+		{[]string{"run", "extra"}, ExitUsage, ""},
+		{[]string{"run", "--config", "/nonexistent/secretbot.yaml"}, ExitUsage, ""},
+	}
+	for _, tt := range tests {
+		var out, errOut bytes.Buffer
+		err := Run(context.Background(), tt.args, env, &out, &errOut)
+		if got := ExitCode(err); got != tt.code {
+			t.Errorf("%v: exit %d, want %d (err %v)", tt.args, got, tt.code, err)
+		}
+		if !strings.Contains(out.String(), tt.out) {
+			t.Errorf("%v: stdout lacks %q:\n%s", tt.args, tt.out, out.String())
+		}
+		if strings.Contains(errOut.String(), "goroutine ") {
+			t.Errorf("%v: stack trace on stderr", tt.args)
+		}
+	}
+	if ExitCode(&FatalSlackError{Reason: "invalid_auth"}) != ExitSlack {
+		t.Error("fatal Slack error must map to its own status")
+	}
+}
+
+func TestStripToken(t *testing.T) {
+	got := string(stripToken(json.RawMessage(`{"token":"verif-test-1","user_id":"U1"}`)))
+	if strings.Contains(got, "verif-test-1") || !strings.Contains(got, `"user_id":"U1"`) {
+		t.Errorf("stripToken = %s", got)
+	}
+	if got := string(stripToken(json.RawMessage(`[1]`))); got != `[1]` {
+		t.Errorf("non-object payload changed: %s", got)
+	}
+}
+
+func TestRetryDelayGrowsAndCaps(t *testing.T) {
+	if retryDelay(0) != time.Second || retryDelay(3) != 8*time.Second || retryDelay(50) != 5*time.Minute {
+		t.Errorf("retryDelay: %v %v %v", retryDelay(0), retryDelay(3), retryDelay(50))
+	}
+}
+
+// socketServer is a minimal Socket Mode peer: hello, the frames given, and
+// the acks it reads.
+func socketServer(t *testing.T, frames ...string) (url string, acks chan map[string]any) {
+	acks = make(chan map[string]any, 10)
+	up := websocket.Upgrader{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := up.Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		go func() {
+			for {
+				var ack map[string]any
+				if c.ReadJSON(&ack) != nil {
+					return
+				}
+				acks <- ack
+			}
+		}()
+		_ = c.WriteMessage(websocket.TextMessage, []byte(`{"type":"hello","num_connections":1}`))
+		for _, f := range frames {
+			time.Sleep(50 * time.Millisecond) // let each ack come back in order
+			_ = c.WriteMessage(websocket.TextMessage, []byte(f))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}))
+	t.Cleanup(srv.Close)
+	return "ws" + strings.TrimPrefix(srv.URL, "http"), acks
+}
+
+func testSocket(url string, handle func(context.Context, envelope) (json.RawMessage, func(), error)) *socket {
+	return &socket{
+		open:      func(context.Context) (string, error) { return url, nil },
+		dialer:    websocket.DefaultDialer,
+		log:       slog.New(slog.NewTextHandler(io.Discard, nil)),
+		handle:    handle,
+		pingEvery: time.Second,
+		acked:     func(string, time.Duration) {},
+	}
+}
+
+func TestSocketAcksAfterStoringAndStopsOnLinkDisabled(t *testing.T) {
+	url, acks := socketServer(t,
+		`{"type":"slash_commands","envelope_id":"e1","payload":{"command":"/secrets"}}`,
+		`{"type":"slash_commands","envelope_id":"e2","payload":{}}`,
+		`{"type":"disconnect","reason":"link_disabled"}`)
+	var order []string
+	s := testSocket(url, func(_ context.Context, env envelope) (json.RawMessage, func(), error) {
+		order = append(order, "stored "+env.EnvelopeID)
+		if env.EnvelopeID == "e2" {
+			return nil, nil, errors.New("disk full") // not stored: must not be acked
+		}
+		return nil, func() { order = append(order, "after ack "+env.EnvelopeID) }, nil
+	})
+	err := s.run(context.Background())
+	var fe *FatalSlackError
+	if !errors.As(err, &fe) || fe.Reason != "link_disabled" {
+		t.Fatalf("run = %v, want a fatal link_disabled error", err)
+	}
+	select {
+	case ack := <-acks:
+		if ack["envelope_id"] != "e1" {
+			t.Errorf("first ack = %v", ack)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("stored envelope was not acked")
+	}
+	select {
+	case ack := <-acks:
+		t.Errorf("an envelope that could not be stored was acked: %v", ack)
+	default:
+	}
+	if strings.Join(order, ",") != "stored e1,after ack e1,stored e2" {
+		t.Errorf("order = %v", order)
+	}
+}
+
+func TestFatalOpenErrors(t *testing.T) {
+	for _, reason := range []string{"invalid_auth", "token_revoked", "account_inactive", "not_authed"} {
+		s := testSocket("", nil)
+		s.open = func(context.Context) (string, error) { return "", errors.New(reason) }
+		var fe *FatalSlackError
+		if err := s.run(context.Background()); !errors.As(err, &fe) || fe.Reason != reason {
+			t.Errorf("%s: run = %v", reason, err)
+		}
+	}
+	// Anything else is retried until the context ends.
+	s := testSocket("", nil)
+	tries := 0
+	s.open = func(context.Context) (string, error) { tries++; return "", errors.New("connection refused") }
+	ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
+	defer cancel()
+	if err := s.run(ctx); err != nil || tries < 2 {
+		t.Errorf("transient errors: run = %v after %d tries", err, tries)
+	}
+}
