@@ -12,7 +12,7 @@ import (
 )
 
 var (
-	lead  = fakejira.User{AccountID: "5b10ac8d82e05b22cc7d4ef5", DisplayName: "Sam Lead", Email: "sam@lumi.test"}
+	lead  = fakejira.User{AccountID: "acc-sam-lead", DisplayName: "Sam Lead", Email: "sam@lumi.test"}
 	alice = fakejira.User{AccountID: "acc-alice", DisplayName: "Alice", Email: "alice@lumi.test"}
 )
 

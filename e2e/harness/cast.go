@@ -24,7 +24,7 @@ type Person struct {
 var (
 	Alice = Person{Slack: "U0ALICE", Name: "alice", Email: "alice@lumi.test", Jira: "acc-alice"}
 	Bob   = Person{Slack: "U0BOB", Name: "bob", Email: "bob@lumi.test", Jira: "acc-bob"}
-	Sam   = Person{Slack: "U0SAM", Name: "sam", Email: "sam@lumi.test", Jira: "5b10ac8d82e05b22cc7d4ef5"}
+	Sam   = Person{Slack: "U0SAM", Name: "sam", Email: "sam@lumi.test", Jira: "acc-sam-lead"}
 	Carol = Person{Slack: "U0CAROL", Name: "carol", Email: "carol@lumi.test", PD: "PCAROL"}
 	Dave  = Person{Slack: "U0DAVE", Name: "dave", Email: "dave@lumi.test", PD: "PDAVE"}
 	Eve   = Person{Slack: "U0EVE", Name: "eve", Email: "eve@lumi.test"}

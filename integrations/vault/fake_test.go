@@ -18,7 +18,7 @@ import (
 const (
 	testBotToken = "hvs.TESTbottoken0000000000000001"
 	testRoleID   = "role-test-0000-1111"
-	testSecretID = "secret-test-9f8e7d6c5b4a"
+	testSecretID = "secret-test-id-0001"
 )
 
 // fakeVault speaks the JSON shapes of Vault's HTTP API for the endpoints the
@@ -45,6 +45,7 @@ type fakeVault struct {
 	renewTTL       int                 // when > 0, renew-self grants only this many seconds
 	status         map[string]int      // forced status by path (after /v1/)
 	statusMsg      map[string]string
+	ident          *fakeIdentity // sys/auth and identity/*; see groups_test.go
 }
 
 type fakeToken struct {
@@ -104,6 +105,7 @@ func newFakeVault(t *testing.T) *fakeVault {
 		kvMount:   map[string]any{"type": "kv", "path": "kv/", "options": map[string]any{"version": "2"}, "description": "key/value secret storage"},
 		status:    map[string]int{},
 		statusMsg: map[string]string{},
+		ident:     newFakeIdentity(),
 	}
 	f.addToken(&fakeToken{token: testBotToken, policies: f.botPolicies, ttl: 2764800, renewable: true})
 	f.srv = httptest.NewServer(http.HandlerFunc(f.serve))
@@ -245,6 +247,8 @@ func (f *fakeVault) serve(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		reply(w, http.StatusOK, envelope(f.kvMount, nil, nil))
+	case path == "sys/auth" || strings.HasPrefix(path, "identity/"):
+		f.ident.serve(w, r, path, body)
 	default:
 		errReply(w, http.StatusNotFound, "unsupported path")
 	}
