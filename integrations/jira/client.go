@@ -46,6 +46,7 @@ type Client struct {
 	enabled    bool
 	dataCenter bool // PAT auth: Data Center API (usernames, not account ids)
 	project    string
+	issueType  string // for tickets the bot opens (CreateIssue)
 	fields     config.JiraFields
 	needed     bool // an enabled scope requires jira evidence
 	credVars   string
@@ -65,6 +66,7 @@ func New(cfg *config.Config, httpClient *http.Client) (*Client, error) {
 	c := &Client{
 		enabled:        cfg.JiraEnabled(),
 		project:        cfg.Jira.Project,
+		issueType:      cfg.Jira.IssueType,
 		fields:         cfg.Jira.Fields,
 		now:            time.Now,
 		sleep:          sleepCtx,

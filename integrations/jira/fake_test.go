@@ -141,6 +141,8 @@ func (f *fakeJira) serve(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, 200, map[string]any{"id": "10000", "key": "SEC", "name": "Security Requests", "projectTypeKey": "service_desk"})
 	case strings.HasPrefix(p, "/rest/api/2/project/"):
 		jiraErr(w, 404, fmt.Sprintf("No project could be found with key '%s'.", strings.TrimPrefix(p, "/rest/api/2/project/")))
+	case p == "/rest/api/2/issue" && r.Method == http.MethodPost:
+		f.createIssue(w, string(body))
 	case strings.HasPrefix(p, "/rest/api/2/issue/") && strings.HasSuffix(p, "/comment") && r.Method == http.MethodPost:
 		key := strings.TrimSuffix(strings.TrimPrefix(p, "/rest/api/2/issue/"), "/comment")
 		if _, ok := f.issues[key]; !ok {

@@ -183,7 +183,9 @@ func (c *Client) RevokeAccessor(ctx context.Context, accessor string) error {
 }
 
 // LookupAccessor reports the token behind accessor without holding it. For a
-// wrapping token's accessor, ErrNotFound means it was unwrapped or expired.
+// wrapping token's accessor, ErrNotFound means it was unwrapped or expired. A
+// token Vault is revoking (num_uses -1: its last use spent, as right after an
+// unwrap) counts as not found.
 //
 // Errors: *Error with ErrNotFound (invalid or gone accessor),
 // ErrPermissionDenied, ErrUnavailable, or a context error.
@@ -204,7 +206,15 @@ func (c *Client) LookupAccessor(ctx context.Context, accessor string) (TokenInfo
 	if secret == nil || secret.Data == nil {
 		return TokenInfo{}, &Error{Op: "lookup accessor", Detail: "empty reply", kind: ErrNotFound}
 	}
-	return parseTokenInfo(secret), nil
+	info := parseTokenInfo(secret)
+	if info.NumUses < 0 {
+		// num_uses -1: Vault is revoking the token (its last use is spent, e.g.
+		// a wrapping token just unwrapped, or a revoke is in progress); the
+		// revocation finishes in the background, and lookups still find it
+		// for a moment. It can no longer be used.
+		return TokenInfo{}, &Error{Op: "lookup accessor", StatusCode: http.StatusOK, Detail: "token used up, being revoked", kind: ErrNotFound}
+	}
+	return info, nil
 }
 
 // isGone recognises Vault's answers for an accessor whose token no longer

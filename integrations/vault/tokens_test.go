@@ -257,6 +257,11 @@ func TestLookupAccessor(t *testing.T) {
 			f.status["auth/token/lookup-accessor"] = http.StatusForbidden
 		}, wantErr: ErrPermissionDenied},
 		{name: "sealed", setup: func(f *fakeVault) { f.sealed = true }, wantErr: ErrUnavailable},
+		// Right after an unwrap Vault still finds the wrapping token, with
+		// num_uses -1, until its background revocation finishes.
+		{name: "being revoked", setup: func(f *fakeVault) {
+			f.addToken(&fakeToken{accessor: "acc-unknown", policies: []string{"response-wrapping"}, ttl: 600, orphan: true, numUses: -1})
+		}, wantErr: ErrNotFound},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
