@@ -18,6 +18,7 @@ import (
 
 	jira "github.com/andygrunwald/go-jira"
 
+	"github.com/secretbot/secretbot/integrations/internal/httpx"
 	"github.com/secretbot/secretbot/internal/check"
 	"github.com/secretbot/secretbot/internal/config"
 )
@@ -50,7 +51,7 @@ type Client struct {
 	fields     config.JiraFields
 	needed     bool // an enabled scope requires jira evidence
 	credVars   string
-	secrets    *secrets // a pointer, so printing a Client value shows no credential
+	secrets    *httpx.Secrets // a pointer, so printing a Client value shows no credential
 
 	now            func() time.Time
 	sleep          func(context.Context, time.Duration) error
@@ -69,8 +70,8 @@ func New(cfg *config.Config, httpClient *http.Client) (*Client, error) {
 		issueType:      cfg.Jira.IssueType,
 		fields:         cfg.Jira.Fields,
 		now:            time.Now,
-		sleep:          sleepCtx,
-		attemptTimeout: attemptTimeout,
+		sleep:          httpx.Sleep,
+		attemptTimeout: httpx.AttemptTimeout,
 	}
 	for _, s := range cfg.Scopes {
 		if !s.Disabled && slices.Contains(s.Evidence, config.EvidenceJira) {
@@ -93,19 +94,19 @@ func New(cfg *config.Config, httpClient *http.Client) (*Client, error) {
 	}
 	c.base = u
 
-	hc := guardRedirects(httpClient)
+	hc := httpx.GuardRedirects(httpClient)
 	cr := cfg.Creds
 	if cr.JiraEmail != "" && cr.JiraAPIToken != "" {
 		hc.Transport = &jira.BasicAuthTransport{Username: cr.JiraEmail, Password: cr.JiraAPIToken, Transport: hc.Transport}
 		c.credVars = "JIRA_EMAIL and JIRA_API_TOKEN"
-		c.secrets = &secrets{cr.JiraAPIToken, base64.StdEncoding.EncodeToString([]byte(cr.JiraEmail + ":" + cr.JiraAPIToken))}
+		c.secrets = &httpx.Secrets{cr.JiraAPIToken, base64.StdEncoding.EncodeToString([]byte(cr.JiraEmail + ":" + cr.JiraAPIToken))}
 	} else {
 		hc.Transport = &jira.PATAuthTransport{Token: cr.JiraPAT, Transport: hc.Transport}
 		c.dataCenter = true
 		c.credVars = "JIRA_PAT"
-		c.secrets = &secrets{cr.JiraPAT}
+		c.secrets = &httpx.Secrets{cr.JiraPAT}
 	}
-	c.api, err = jira.NewClient(recordingDoer{hc: hc}, u.String())
+	c.api, err = jira.NewClient(httpx.RecordingDoer{Client: hc}, u.String())
 	if err != nil {
 		return nil, errors.New("jira: JIRA_URL must be an http(s) URL like https://acme.atlassian.net")
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/PagerDuty/go-pagerduty"
 
+	"github.com/secretbot/secretbot/integrations/internal/httpx"
 	"github.com/secretbot/secretbot/internal/check"
 	"github.com/secretbot/secretbot/internal/config"
 )
@@ -35,8 +36,8 @@ type Client struct {
 	enabled  bool
 	policies []string
 	maxLevel int
-	needed   bool     // an enabled scope requires oncall or incident evidence
-	secrets  *secrets // a pointer, so printing a Client value shows no credential
+	needed   bool           // an enabled scope requires oncall or incident evidence
+	secrets  *httpx.Secrets // a pointer, so printing a Client value shows no credential
 
 	now            func() time.Time
 	sleep          func(context.Context, time.Duration) error
@@ -53,8 +54,8 @@ func New(cfg *config.Config, httpClient *http.Client) *Client {
 		policies:       slices.Clone(cfg.PagerDuty.EscalationPolicies),
 		maxLevel:       cfg.PagerDuty.MaxEscalationLevel,
 		now:            time.Now,
-		sleep:          sleepCtx,
-		attemptTimeout: attemptTimeout,
+		sleep:          httpx.Sleep,
+		attemptTimeout: httpx.AttemptTimeout,
 	}
 	for _, s := range cfg.Scopes {
 		if !s.Disabled && (slices.Contains(s.Evidence, config.EvidenceOnCall) || slices.Contains(s.Evidence, config.EvidenceIncident)) {
@@ -68,9 +69,9 @@ func New(cfg *config.Config, httpClient *http.Client) *Client {
 	if base == "" {
 		base = DefaultAPIURL
 	}
-	c.secrets = &secrets{cfg.Creds.PagerDutyToken}
+	c.secrets = &httpx.Secrets{cfg.Creds.PagerDutyToken}
 	c.api = pagerduty.NewClient(cfg.Creds.PagerDutyToken, pagerduty.WithAPIEndpoint(base))
-	c.api.HTTPClient = recordingDoer{hc: guardRedirects(httpClient)}
+	c.api.HTTPClient = httpx.RecordingDoer{Client: httpx.GuardRedirects(httpClient)}
 	return c
 }
 
