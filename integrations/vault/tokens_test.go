@@ -20,7 +20,17 @@ var t0 = time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
 
 func loggedIn(t *testing.T, f *fakeVault) *Client {
 	t.Helper()
+	return loggedInWithLog(t, f, nil)
+}
+
+// loggedInWithLog sets the logger before Login: the renewal goroutine
+// Login starts reads it.
+func loggedInWithLog(t *testing.T, f *fakeVault, log *slog.Logger) *Client {
+	t.Helper()
 	c := newTestClient(t, f, config.Credentials{VaultRoleID: testRoleID, VaultSecretID: testSecretID})
+	if log != nil {
+		c.log = log
+	}
 	c.now = func() time.Time { return t0 }
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
@@ -155,9 +165,8 @@ func TestIssueWrappedRefuses(t *testing.T) {
 func TestIssueWrappedRevokesUnwrappedToken(t *testing.T) {
 	f := newFakeVault(t)
 	f.ignoreWrap = true
-	c := loggedIn(t, f)
 	var logs syncBuffer
-	c.log = slog.New(slog.NewJSONHandler(&logs, nil))
+	c := loggedInWithLog(t, f, slog.New(slog.NewJSONHandler(&logs, nil)))
 	wt, err := c.IssueWrapped(context.Background(), IssueRequest{Policies: []string{"platform-rw"}, TTL: time.Hour})
 	if err == nil || wt != (WrappedToken{}) {
 		t.Fatalf("got %+v, %v", wt, err)
