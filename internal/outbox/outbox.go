@@ -15,6 +15,19 @@ const (
 	DM        = "dm"        // chat.postMessage to a user's direct-message channel
 )
 
+// Kinds that are work, not Slack messages: the deliverer hands them to the
+// access service or to Jira. They never carry a credential either.
+const (
+	// DeliverGrant: Target is a grant id; the deliverer calls
+	// access.Service.Deliver, which makes the credential and DMs it.
+	DeliverGrant = "deliver-grant"
+	// JiraComment: Target is a ticket key, Text the comment body.
+	JiraComment = "jira-comment"
+	// JiraOpen: Target is a grant id; the deliverer calls
+	// access.Service.OpenTicket, which opens the grant's access-log ticket.
+	JiraOpen = "jira-open"
+)
+
 // Message is one message owed.
 type Message struct {
 	Kind            string          `json:"kind"`

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -49,7 +50,7 @@ func TestOpenCreatesPrivateFiles(t *testing.T) {
 			t.Errorf("PRAGMA %s = %s, want %s", name, got, want)
 		}
 	}
-	if v, err := db.SchemaVersion(ctx); err != nil || v != 1 {
+	if v, err := db.SchemaVersion(ctx); err != nil || v != latestMigration(t) {
 		t.Errorf("schema version %d, %v", v, err)
 	}
 }
@@ -89,7 +90,7 @@ func TestOpenRefusesNewerSchema(t *testing.T) {
 	if !errors.Is(err, ErrSchemaTooNew) {
 		t.Fatalf("err = %v, want ErrSchemaTooNew", err)
 	}
-	if !strings.Contains(err.Error(), "999") || !strings.Contains(err.Error(), "knows up to 1") {
+	if !strings.Contains(err.Error(), "999") || !strings.Contains(err.Error(), fmt.Sprint("knows up to ", latestMigration(t))) {
 		t.Errorf("error does not say which versions: %v", err)
 	}
 }
@@ -203,4 +204,13 @@ func TestBusyIsRecognised(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
+}
+
+func latestMigration(t *testing.T) int {
+	t.Helper()
+	ms, err := loadMigrations()
+	if err != nil || len(ms) == 0 {
+		t.Fatalf("migrations: %v", err)
+	}
+	return ms[len(ms)-1].version
 }
