@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"time"
 
 	"github.com/secretbot/secretbot/internal/audit"
 	"github.com/secretbot/secretbot/internal/config"
@@ -50,12 +51,17 @@ type OnCall interface {
 	OnCallNow(ctx context.Context, email string) (onCall bool, detail string, err error)
 }
 
-// Handlers answers commands. A nil OnCall means PagerDuty is not configured.
+// Handlers answers commands and clicks. A nil OnCall means PagerDuty is not
+// configured.
 type Handlers struct {
 	Config    *config.Config
 	Directory Directory
 	OnCall    OnCall
+	Access    Access
+	Views     Views
+	Audit     AuditLog
 	Log       *slog.Logger
+	Now       func() time.Time
 }
 
 // request is one command from one confirmed person.
@@ -78,6 +84,11 @@ func subcommands() []subcommand {
 	return []subcommand{
 		{"help", "help", "this list", (*Handlers).help},
 		{"whoami", "whoami", "who Slack says you are, your groups, the scopes you may request, your on-call status", (*Handlers).whoami},
+		{"request", "request platform-ro --ttl 2h --incident PABC123 --reason \"db failover\"", "ask for time-bound Vault access (no arguments: a form)", (*Handlers).request},
+		{"grants", "grants", "your grants (approvers and security: every active one), with time left", (*Handlers).grants},
+		{"revoke", "revoke GK3D9QX2A", "end a grant now (its holder, or a security approver)", (*Handlers).revoke},
+		{"explain", "explain @someone platform-ro", "dry run: what a request would need, who approves, whether it would pass now", (*Handlers).explain},
+		{"audit", "audit --user @someone --since 7d", "the access log (Platform Security)", (*Handlers).audit},
 	}
 }
 

@@ -13,9 +13,11 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/secretbot/secretbot/handlers"
+	"github.com/secretbot/secretbot/integrations/jira"
 	"github.com/secretbot/secretbot/integrations/pagerduty"
 	slackint "github.com/secretbot/secretbot/integrations/slack"
 	"github.com/secretbot/secretbot/integrations/vault"
+	"github.com/secretbot/secretbot/internal/access"
 	"github.com/secretbot/secretbot/internal/audit"
 	"github.com/secretbot/secretbot/internal/config"
 	"github.com/secretbot/secretbot/internal/logging"
@@ -58,14 +60,14 @@ func (e *env) pagerDuty() *pagerduty.Client {
 	return pagerduty.New(e.cfg, e.httpClient("pagerduty"))
 }
 
-func runBot(ctx context.Context, path string, getenv func(string) string, stderr io.Writer) error {
+func runBot(ctx context.Context, path string, dryRun bool, getenv func(string) string, stderr io.Writer) error {
 	e, err := loadEnv(path, getenv, stderr)
 	if err != nil {
 		return err
 	}
 	cfg, log := e.cfg, e.log
 	log.Info("secretbot starting", "version", version, "command", cfg.Slack.Command,
-		"pagerduty", cfg.PagerDutyEnabled(), "jira", cfg.JiraEnabled())
+		"pagerduty", cfg.PagerDutyEnabled(), "jira", cfg.JiraEnabled(), "dry_run", dryRun)
 	for _, s := range cfg.Scopes {
 		if s.Disabled {
 			log.Warn("scope disabled", "scope", s.Name, "reason", s.DisabledReason)
@@ -105,11 +107,24 @@ func runBot(ctx context.Context, path string, getenv func(string) string, stderr
 
 	now := time.Now
 	auditLog := audit.New([]byte(cfg.Creds.AuditKey), now)
-	h := &handlers.Handlers{Config: cfg, Directory: sl, Log: log}
+	svc := &access.Service{
+		Config: cfg, Store: accessStore{db: db, audit: auditLog, now: now}, Vault: vaultGrants{vc},
+		Messenger: messenger{sl}, Directory: sl, Now: now, Log: log, DryRun: dryRun,
+	}
+	h := &handlers.Handlers{Config: cfg, Directory: sl, Access: svc, Views: views{sl}, Audit: auditReader{db}, Log: log, Now: now}
 	if pd := e.pagerDuty(); pd != nil {
 		h.OnCall = onCall{pd}
+		svc.OnCall = onCallPD{pd: pd, cfg: cfg}
+	}
+	var jc *jira.Client
+	if cfg.JiraEnabled() {
+		if jc, err = jira.New(cfg, e.httpClient("jira")); err != nil {
+			return fmt.Errorf("jira: %w", err)
+		}
+		svc.Tickets = tickets{jc}
 	}
 	dl := newDeliverer(db, sl, log, e.metrics, now)
+	dl.grants, dl.jira = svc, jc
 	in := &inbox{
 		db: db, audit: auditLog, handlers: h, log: log, metrics: e.metrics, now: now,
 		command: cfg.Slack.Command, handlerTimeout: cfg.Runner.HandlerTimeout.D(),
@@ -156,6 +171,7 @@ func runBot(ctx context.Context, path string, getenv func(string) string, stderr
 	var delivering sync.WaitGroup
 	delivering.Go(func() { dl.run(deliverCtx, stopDeliver) })
 	bg.Go(func() { cp.daily(runCtx, dl.wake) })
+	bg.Go(func() { sweep(runCtx, svc, log, dl.wake) })
 
 	sockErr := sock.run(runCtx)
 
@@ -232,3 +248,25 @@ func (o onCall) OnCallNow(ctx context.Context, email string) (bool, string, erro
 	}
 	return st.OnCall, fmt.Sprint(st.Policies), nil
 }
+
+// sweep revokes what fell due (expiry, unused wrapping tokens, resolved
+// incidents) and retries failed revokes: first at start, since grants may
+// have fallen due while the bot was down, then every few seconds.
+func sweep(ctx context.Context, svc *access.Service, log *slog.Logger, wake func()) {
+	t := time.NewTicker(sweepEvery)
+	defer t.Stop()
+	for {
+		if err := svc.Sweep(ctx); err != nil && ctx.Err() == nil {
+			log.Error("grant sweep failed", "err", err)
+		}
+		wake()
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// sweepEvery bounds how late an expiry is revoked.
+const sweepEvery = 2 * time.Second

@@ -6,11 +6,24 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/secretbot/secretbot/integrations/jira"
 	slackint "github.com/secretbot/secretbot/integrations/slack"
 	"github.com/secretbot/secretbot/internal/crash"
 	"github.com/secretbot/secretbot/internal/outbox"
 	"github.com/secretbot/secretbot/internal/store"
 )
+
+// grantWork is the access service's part of delivery: the credential is
+// made only when its message is sent, never stored in the outbox.
+type grantWork interface {
+	Deliver(ctx context.Context, grantID string) error
+	OpenTicket(ctx context.Context, grantID string) error
+}
+
+// jiraComments adds the access log's comments to tickets.
+type jiraComments interface {
+	AddComment(ctx context.Context, key, body string) error
+}
 
 // sender delivers one message to Slack.
 type sender interface {
@@ -23,6 +36,8 @@ type sender interface {
 type deliverer struct {
 	db      *store.DB
 	slack   sender
+	grants  grantWork    // nil in tests that deliver only Slack messages
+	jira    jiraComments // nil when Jira is not configured
 	log     *slog.Logger
 	metrics *appMetrics
 	now     func() time.Time
@@ -100,7 +115,7 @@ func (d *deliverer) deliver(ctx context.Context, row store.OutboxMessage) {
 		return
 	}
 	crash.Point("outbox.before_send")
-	_, err = d.slack.Deliver(ctx, m)
+	err = d.send(ctx, m)
 	if err == nil {
 		crash.Point("outbox.sent")
 		d.metrics.delivered.Inc(m.Kind, "sent")
@@ -133,4 +148,29 @@ func (d *deliverer) deliver(ctx context.Context, row store.OutboxMessage) {
 func retryDelay(attempts int) time.Duration {
 	d := time.Second << min(attempts, 9)
 	return min(d, 5*time.Minute)
+}
+
+// errNoJira marks a Jira comment owed while Jira is not configured.
+var errNoJira = errors.New("jira is not configured")
+
+// send performs one outbox message: a Slack message, or work whose result
+// is a message (a grant's DM, a Jira comment).
+func (d *deliverer) send(ctx context.Context, m outbox.Message) error {
+	switch m.Kind {
+	case outbox.DeliverGrant:
+		return d.grants.Deliver(ctx, m.Target)
+	case outbox.JiraOpen:
+		return d.grants.OpenTicket(ctx, m.Target)
+	case outbox.JiraComment:
+		if d.jira == nil {
+			return &slackint.DeliveryError{Op: "jira comment", Code: "not_configured", Err: errNoJira}
+		}
+		err := d.jira.AddComment(ctx, m.Target, m.Text)
+		if errors.Is(err, jira.ErrNotFound) || errors.Is(err, jira.ErrInvalidKey) {
+			return &slackint.DeliveryError{Op: "jira comment", Code: "not_found", Err: err}
+		}
+		return err
+	}
+	_, err := d.slack.Deliver(ctx, m)
+	return err
 }

@@ -48,6 +48,10 @@ type inbox struct {
 // returned function runs after the ack and hands the entry to a worker.
 func (in *inbox) accept(ctx context.Context, env envelope) (json.RawMessage, func(), error) {
 	in.metrics.received.Inc(env.Type)
+	if ack := in.validate(ctx, env); ack != nil {
+		// The modal stays open showing the field errors: nothing to store.
+		return ack, nil, nil
+	}
 	key := env.EnvelopeID
 	if env.Type == "events_api" {
 		// Events have their own id, stable across redeliveries.
@@ -75,7 +79,16 @@ func (in *inbox) accept(ctx context.Context, env envelope) (json.RawMessage, fun
 		return nil, nil, nil
 	}
 	crash.Point("inbox.stored")
-	return nil, func() {
+	var ack json.RawMessage
+	if env.Type == "slash_commands" {
+		var sc struct {
+			Text string `json:"text"`
+		}
+		if json.Unmarshal(env.Payload, &sc) == nil {
+			ack = handlers.AckSummary(sc.Text)
+		}
+	}
+	return ack, func() {
 		crash.Point("inbox.acked")
 		select {
 		case in.queue <- id:
@@ -242,9 +255,44 @@ func (in *inbox) dispatch(ctx context.Context, log *slog.Logger, e store.InboxEn
 			UserID: sc.UserID, ChannelID: sc.ChannelID, Command: sc.Command, Text: sc.Text,
 			ResponseURL: sc.ResponseURL, TriggerID: sc.TriggerID,
 		}), "done"
+	case "interactive":
+		var cb slack.InteractionCallback
+		if err := json.Unmarshal(e.Payload, &cb); err != nil {
+			in.metrics.handlerErrors.Inc("bad_payload")
+			log.Warn("unparsable interaction", "err", err)
+			return handlers.Result{}, "failed"
+		}
+		switch cb.Type {
+		case slack.InteractionTypeBlockActions:
+			var res handlers.Result
+			for _, a := range cb.ActionCallback.BlockActions {
+				r := in.handlers.Click(ctx, handlers.Click{
+					UserID: cb.User.ID, ActionID: a.ActionID, Value: a.Value, ChannelID: cb.Channel.ID,
+					MessageTS:   firstNonEmpty(cb.Container.MessageTs, cb.Message.Timestamp),
+					ResponseURL: cb.ResponseURL, TriggerID: cb.TriggerID,
+				})
+				res.Replies = append(res.Replies, r.Replies...)
+				res.Audit = append(res.Audit, r.Audit...)
+			}
+			return res, "done"
+		case slack.InteractionTypeViewSubmission:
+			return in.handlers.Submit(ctx, submission(cb)), "done"
+		}
+		log.Debug("interaction not handled", "interaction", string(cb.Type))
+		return handlers.Result{}, "done"
+	case "events_api":
+		var ev struct {
+			Event struct {
+				Type string `json:"type"`
+				User string `json:"user"`
+				Tab  string `json:"tab"`
+			} `json:"event"`
+		}
+		if json.Unmarshal(e.Payload, &ev) == nil && ev.Event.Type == "app_home_opened" && ev.Event.Tab == "home" {
+			in.handlers.Home(ctx, ev.Event.User)
+		}
+		return handlers.Result{}, "done"
 	default:
-		// Interactions and events arrive here once features use them; until
-		// then they are recorded in the inbox and acknowledged, nothing more.
 		log.Debug("envelope type not handled", "type", e.Type)
 		return handlers.Result{}, "done"
 	}
@@ -284,4 +332,56 @@ func newRef() string {
 	b := make([]byte, 5)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
+}
+
+// submission reduces a view_submission to what handlers need.
+func submission(cb slack.InteractionCallback) handlers.Submission {
+	s := handlers.Submission{UserID: cb.User.ID, CallbackID: cb.View.CallbackID, PrivateMetadata: cb.View.PrivateMetadata,
+		Values: map[string]map[string]string{}}
+	if cb.View.State == nil {
+		return s
+	}
+	for block, actions := range cb.View.State.Values {
+		s.Values[block] = map[string]string{}
+		for id, a := range actions {
+			v := a.Value
+			if a.SelectedOption.Value != "" {
+				v = a.SelectedOption.Value
+			}
+			s.Values[block][id] = v
+		}
+	}
+	return s
+}
+
+func firstNonEmpty(ss ...string) string {
+	for _, s := range ss {
+		if s != "" {
+			return s
+		}
+	}
+	return ""
+}
+
+// validationBudget keeps a modal's validation inside Slack's 3-second ack.
+const validationBudget = 1500 * time.Millisecond
+
+// validate answers a submitted modal whose fields are wrong in the ack
+// itself, as Slack requires; nil means store and ack as usual.
+func (in *inbox) validate(ctx context.Context, env envelope) json.RawMessage {
+	if env.Type != "interactive" {
+		return nil
+	}
+	var cb slack.InteractionCallback
+	if json.Unmarshal(env.Payload, &cb) != nil || cb.Type != slack.InteractionTypeViewSubmission {
+		return nil
+	}
+	vctx, cancel := context.WithTimeout(ctx, validationBudget)
+	defer cancel()
+	errs := in.handlers.Validate(vctx, submission(cb))
+	if len(errs) == 0 {
+		return nil
+	}
+	b, _ := json.Marshal(map[string]any{"response_action": "errors", "errors": errs})
+	return b
 }

@@ -64,7 +64,8 @@ func ExitCode(err error) int {
 const usage = `secretbot runs a company's secret-operations playbook in Slack.
 
 Usage:
-  secretbot [run] [--config PATH]       run the bot (the default)
+  secretbot [run] [--config PATH] [--dry-run]
+                                        run the bot (the default)
   secretbot check [--config PATH]       make one harmless call to each integration
   secretbot audit verify [--config PATH] [--checkpoint SEQ:HASH]
                                         verify the hash-chained audit log
@@ -96,13 +97,14 @@ func dispatch(ctx context.Context, args []string, getenv func(string) string, st
 	switch sub {
 	case "run":
 		fs, configPath := flags("run", "run the bot", getenv, stdout)
+		dryRun := fs.Bool("dry-run", false, "do everything but write to Vault; DMs say what would have been issued")
 		if err := fs.Parse(args); err != nil {
 			return flagErr(err)
 		}
 		if fs.NArg() > 0 {
 			return &usageError{fmt.Sprintf("run takes no arguments, got %q", fs.Args())}
 		}
-		return runBot(ctx, *configPath, getenv, stderr)
+		return runBot(ctx, *configPath, *dryRun, getenv, stderr)
 	case "check":
 		fs, configPath := flags("check", "make one harmless call to each integration and print a table", getenv, stdout)
 		if err := fs.Parse(args); err != nil {
