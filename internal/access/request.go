@@ -1,0 +1,208 @@
+package access
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/secretbot/secretbot/internal/audit"
+	"github.com/secretbot/secretbot/internal/config"
+	"github.com/secretbot/secretbot/internal/outbox"
+	"github.com/secretbot/secretbot/internal/policy"
+)
+
+// Request validates a, stores a pending grant (audit "grant.requested",
+// summary to responseURL, or by DM when there is none), runs the evidence
+// checks in parallel, each with a timeout, updating the summary as each
+// lands, and then refuses (state failed, audit "grant.refused"), posts the
+// approval card (audit "grant.checks_passed"), or approves automatically
+// and queues delivery (audit "grant.approved"). Every check must pass; a
+// check that cannot be made refuses, naming the check and why.
+//
+// It returns the grant as it stands. Refusals are *UserError: those found
+// before anything is stored (Told false), and a refusal by the evidence
+// (Told true: the summary already says why).
+func (s *Service) Request(ctx context.Context, p policy.Person, a RequestArgs, responseURL string) (Grant, error) {
+	asked := a.Scope
+	a, err := ValidateRequest(s.Config, p, a)
+	if err != nil {
+		ue, ok := IsUserError(err)
+		if !ok {
+			return Grant{}, err
+		}
+		return Grant{}, s.auditRefusal(ctx, ue, audit.Event{Actor: orBot(p.SlackID), Action: ActRequestRefused,
+			Scope: Truncate(asked, 100), Outcome: audit.Refused, Reason: audit.Redact(ue.Msg)})
+	}
+	sc, _ := s.scope(a.Scope)
+	now := s.now()
+	g := Grant{
+		Requester: p.SlackID, Email: strings.TrimSpace(p.Email), RequesterName: p.Name, Scope: sc.Name,
+		TTL: a.TTL, Ticket: a.Ticket, Incident: a.Incident, Reason: a.Reason,
+		State: StatePending, Version: 1, Delivery: sc.Delivery, ResponseURL: responseURL,
+		CreatedAt: now, UpdatedAt: now,
+	}
+	if g.Delivery == "" {
+		g.Delivery = config.DeliveryWrappedToken
+	}
+	for _, kind := range sc.Evidence {
+		if kind != config.EvidenceApproval {
+			g.Evidence = append(g.Evidence, Evidence{Kind: kind, Status: EvidenceChecking})
+		}
+	}
+
+	var dup *Grant
+	for attempt := 0; ; attempt++ {
+		g.ID = NewGrantID()
+		dup = nil
+		err = s.Store.InTx(ctx, func(tx Tx) error {
+			dup = nil
+			mine, err := tx.GrantsByRequester(ctx, p.SlackID, ActiveStates...)
+			if err != nil {
+				return err
+			}
+			for _, m := range mine {
+				if m.Scope == g.Scope {
+					dup = &m
+					return nil
+				}
+			}
+			if err := tx.GrantInsert(ctx, g); err != nil {
+				return err
+			}
+			if err := tx.Audit(ctx, event(p.SlackID, ActRequested, audit.OK, g.Reason, g)); err != nil {
+				return err
+			}
+			return tx.Send(ctx, requesterMessage(g, "", true))
+		})
+		if !errors.Is(err, ErrConflict) || attempt >= 3 { // a conflict on insert: the id was taken
+			break
+		}
+	}
+	if err != nil {
+		return Grant{}, fmt.Errorf("access: store request: %w", err)
+	}
+	if dup != nil {
+		ue := userErr("scope", "you already have %s for %s (%s): wait for it, or end it with `revoke %s`, before asking again",
+			Code(dup.ID), Code(dup.Scope), dup.State, dup.ID)
+		return Grant{}, s.auditRefusal(ctx, ue, event(p.SlackID, ActRequestRefused, audit.Refused, ue.Msg, Grant{ID: dup.ID, Scope: dup.Scope}))
+	}
+
+	// The checks, in parallel; results land one at a time, here.
+	results := s.runChecks(ctx, g)
+	for i := range len(g.Evidence) {
+		r := <-results
+		last := i == len(g.Evidence)-1
+		var landed Grant
+		landed, err = s.change(ctx, g.ID, func(tx Tx, cur Grant) (Grant, bool, error) {
+			if cur.State != StatePending {
+				return cur, false, nil
+			}
+			ng := cur.next(s.now())
+			for j := range ng.Evidence {
+				if ng.Evidence[j].Kind == r.ev.Kind {
+					ng.Evidence[j] = r.ev
+				}
+			}
+			if r.ev.Status == EvidenceOK && !r.notAfter.IsZero() {
+				ng.NotAfter = r.notAfter
+			}
+			if r.incidentID != "" && r.ev.Status == EvidenceOK {
+				ng.Incident = r.incidentID
+			}
+			if !last && ng.ResponseURL != "" { // the outcome message follows the last one
+				if err := tx.Send(ctx, requesterMessage(ng, "", false)); err != nil {
+					return cur, false, err
+				}
+			}
+			return ng, true, nil
+		})
+		if err != nil {
+			// The channel is buffered: the other checks finish without a
+			// reader. Sweep fails the grant once its checks are stale.
+			return g, fmt.Errorf("access: record a check of %s: %w", g.ID, err)
+		}
+		g = landed
+	}
+	return s.concludeChecks(ctx, g, sc)
+}
+
+func orBot(id string) string {
+	if id == "" {
+		return actorBot
+	}
+	return id
+}
+
+// refusalText says why the evidence refused g ("" when every check passed).
+func refusalText(g Grant) string {
+	var parts []string
+	for _, e := range g.Evidence {
+		switch e.Status {
+		case EvidenceOK:
+		case EvidenceError:
+			parts = append(parts, fmt.Sprintf("the %s check could not be made (%s)", evidenceLabel(e.Kind), e.Detail))
+		case EvidenceChecking:
+			parts = append(parts, fmt.Sprintf("the %s check did not finish", evidenceLabel(e.Kind)))
+		default:
+			parts = append(parts, fmt.Sprintf("the %s check failed (%s)", evidenceLabel(e.Kind), e.Detail))
+		}
+	}
+	return strings.Join(parts, "; ")
+}
+
+func (s *Service) concludeChecks(ctx context.Context, g Grant, sc *config.Scope) (Grant, error) {
+	var refusal string
+	needsClick := hasEvidence(sc, config.EvidenceApproval)
+	g, err := s.change(ctx, g.ID, func(tx Tx, cur Grant) (Grant, bool, error) {
+		refusal = ""
+		if cur.State != StatePending {
+			return cur, false, nil // cancelled while checking
+		}
+		now := s.now()
+		if refusal = refusalText(cur); refusal != "" {
+			ng, err := cur.Fail("refused: "+refusal, now)
+			if err != nil {
+				return cur, false, err
+			}
+			if err := tx.Audit(ctx, event(cur.Requester, ActRefused, audit.Refused, refusal, ng)); err != nil {
+				return cur, false, err
+			}
+			final := ":x: *Refused*: " + Escape(refusal) + ". Nothing was granted."
+			return ng, true, tx.Send(ctx, requesterMessage(ng, final, false))
+		}
+		if needsClick {
+			ch := s.approvalsChannel()
+			if ch == "" {
+				return cur, false, errors.New("access: no approvals channel is configured (slack.approvals_channel or slack.security_channel)")
+			}
+			if err := tx.Audit(ctx, event(cur.Requester, ActChecksPassed, audit.OK, "waiting for an approver", cur)); err != nil {
+				return cur, false, err
+			}
+			if err := tx.Send(ctx, approvalCard(cur, sc, ch)); err != nil {
+				return cur, false, err
+			}
+			final := ":hourglass_flowing_sand: Checks passed. Waiting for an approver: " + peopleText(sc.Approvers) + "."
+			return cur, false, tx.Send(ctx, requesterMessage(cur, final, false))
+		}
+		ng, err := cur.AutoApprove(now)
+		if err != nil {
+			return cur, false, err
+		}
+		if err := tx.Audit(ctx, event(actorBot, ActApproved, audit.OK, "the evidence passed and the scope needs no approver click", ng)); err != nil {
+			return cur, false, err
+		}
+		if err := tx.Send(ctx, outbox.Message{Kind: outbox.DeliverGrant, Target: ng.ID}); err != nil {
+			return cur, false, err
+		}
+		final := ":white_check_mark: Checks passed; approved automatically. Your access is on its way by direct message."
+		return ng, true, tx.Send(ctx, requesterMessage(ng, final, false))
+	})
+	if err != nil {
+		return g, fmt.Errorf("access: conclude checks of %s: %w", g.ID, err)
+	}
+	if refusal != "" {
+		return g, &UserError{Msg: "Refused: " + refusal + ". Nothing was granted.", Audited: true, Told: true}
+	}
+	return g, nil
+}
