@@ -52,12 +52,17 @@ func TestSubcommandsAndExitCodes(t *testing.T) {
 	}
 }
 
-func TestStripToken(t *testing.T) {
-	got := string(stripToken(json.RawMessage(`{"token":"verif-test-1","user_id":"U1"}`)))
+func TestSanitize(t *testing.T) {
+	got := string(sanitize(json.RawMessage(`{"token":"verif-test-1","user_id":"U1"}`)))
 	if strings.Contains(got, "verif-test-1") || !strings.Contains(got, `"user_id":"U1"`) {
-		t.Errorf("stripToken = %s", got)
+		t.Errorf("sanitize = %s", got)
 	}
-	if got := string(stripToken(json.RawMessage(`[1]`))); got != `[1]` {
+	click := `{"type":"block_actions","message":{"ts":"1.2","text":"vault unwrap hvs.TESTwrap","blocks":[{"text":"hvs.TESTwrap"}]},"container":{"message_ts":"1.2"}}`
+	got = string(sanitize(json.RawMessage(click)))
+	if strings.Contains(got, "hvs.TESTwrap") || !strings.Contains(got, `"message":{"ts":"1.2"}`) || !strings.Contains(got, `"message_ts":"1.2"`) {
+		t.Errorf("a clicked message must be reduced to its ts: %s", got)
+	}
+	if got := string(sanitize(json.RawMessage(`[1]`))); got != `[1]` {
 		t.Errorf("non-object payload changed: %s", got)
 	}
 }

@@ -66,7 +66,7 @@ func (in *inbox) accept(ctx context.Context, env envelope) (json.RawMessage, fun
 		DedupKey:   key,
 		EnvelopeID: env.EnvelopeID,
 		Type:       env.Type,
-		Payload:    stripToken(env.Payload),
+		Payload:    sanitize(env.Payload),
 		ReceivedAt: in.now(),
 		State:      "pending",
 	})
@@ -97,17 +97,30 @@ func (in *inbox) accept(ctx context.Context, env envelope) (json.RawMessage, fun
 	}, nil
 }
 
-// stripToken drops Slack's legacy verification token from a payload before
-// it is stored: it is a credential, and the bot has no use for it.
-func stripToken(p json.RawMessage) []byte {
+// sanitize drops from a payload, before it is stored, what the bot must not
+// keep: Slack's legacy verification token (a credential the bot has no use
+// for), and in a click the whole message clicked. A click on the I'm done
+// button of a grant's DM carries that DM, wrapping token included; only the
+// message's timestamps are needed.
+func sanitize(p json.RawMessage) []byte {
 	var m map[string]json.RawMessage
 	if json.Unmarshal(p, &m) != nil {
 		return p
 	}
-	if _, ok := m["token"]; !ok {
+	_, hasToken := m["token"]
+	msg, hasMessage := m["message"]
+	if !hasToken && !hasMessage {
 		return p
 	}
 	delete(m, "token")
+	if hasMessage {
+		var ts struct {
+			TS       string `json:"ts,omitempty"`
+			ThreadTS string `json:"thread_ts,omitempty"`
+		}
+		_ = json.Unmarshal(msg, &ts)
+		m["message"], _ = json.Marshal(ts)
+	}
 	b, err := json.Marshal(m)
 	if err != nil {
 		return p
