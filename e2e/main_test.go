@@ -19,6 +19,7 @@ func TestMain(m *testing.M) {
 	if binDir != "" {
 		_ = os.RemoveAll(binDir)
 	}
+	removeCaptures()
 	if methods := suiteCalls.methods(); len(methods) > 0 {
 		if gaps, err := manifestGapsFromRepo(methods); err != nil {
 			fmt.Fprintf(os.Stderr, "FAIL: manifest check after the suite: %v\n", err)
