@@ -209,3 +209,26 @@ func TestAckSummary(t *testing.T) {
 		t.Errorf("ack summary = %s", got)
 	}
 }
+
+func TestHomeShowsMyGrantsAndWhatWaitsForMe(t *testing.T) {
+	h, fa, fv := accessHandlers()
+	now := h.Now()
+	fa.grants = []access.Grant{
+		{ID: "GAAAAAAA1", Requester: "U2", Scope: "platform-ro", State: access.StateIssued, ExpiresAt: now.Add(90 * time.Minute)},
+		{ID: "GAAAAAAA2", Requester: "U1", Scope: "platform-ro", State: access.StatePending, TTL: time.Hour, Reason: "<!channel> db"},
+		{ID: "GAAAAAAA3", Requester: "U2", Scope: "platform-ro", State: access.StateExpired},
+	}
+	h.Home(context.Background(), "U2")
+	if len(fv.published) != 1 {
+		t.Fatalf("published %d views", len(fv.published))
+	}
+	v := string(fv.published[0])
+	for _, want := range []string{"GAAAAAAA1", "1h30m left", ActionDone, "GAAAAAAA2", `\u0026lt;!channel\u0026gt; db`} {
+		if !strings.Contains(v, want) {
+			t.Errorf("home lacks %q: %s", want, v)
+		}
+	}
+	if strings.Contains(v, "GAAAAAAA3") {
+		t.Errorf("an ended grant is on the home tab: %s", v)
+	}
+}

@@ -103,7 +103,8 @@ func runBot(ctx context.Context, path string, dryRun bool, getenv func(string) s
 	runCtx, stopRun := context.WithCancel(ctx)
 	defer stopRun()
 	var bg sync.WaitGroup
-	bg.Go(func() { e.keepVaultLoggedIn(runCtx, vc) })
+	vaultUp := make(chan struct{})
+	bg.Go(func() { e.keepVaultLoggedIn(runCtx, vc, vaultUp) })
 
 	now := time.Now
 	auditLog := audit.New([]byte(cfg.Creds.AuditKey), now)
@@ -162,6 +163,18 @@ func runBot(ctx context.Context, path string, dryRun bool, getenv func(string) s
 	})
 	log.Info("ops listener up", "addr", ln.Addr().String())
 
+	// Revocations that fell due while the bot was down happen first, before
+	// the bot takes new work.
+	select { // revoking needs Vault; if it is down, the periodic sweep retries
+	case <-vaultUp:
+	case <-time.After(10 * time.Second):
+		log.Warn("vault not logged in yet; start-up revocations will be retried")
+	}
+	startSweep, cancelStartSweep := context.WithTimeout(runCtx, time.Minute)
+	if err := svc.Sweep(startSweep); err != nil {
+		log.Error("start-up sweep failed; the periodic sweep retries", "err", err)
+	}
+	cancelStartSweep()
 	workCtx, stopWork := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopWork()
 	in.start(workCtx)
@@ -214,12 +227,13 @@ func shutdownReason(ctx context.Context, err error) string {
 // keepVaultLoggedIn logs in at start and again after failures; the Vault
 // client keeps a successful login fresh itself. Vault being down does not
 // stop the bot from answering: what needs Vault fails closed.
-func (e *env) keepVaultLoggedIn(ctx context.Context, vc *vault.Client) {
+func (e *env) keepVaultLoggedIn(ctx context.Context, vc *vault.Client, up chan<- struct{}) {
 	b := newBackoff(time.Second, time.Minute)
 	for {
 		err := vc.Login(ctx)
 		if err == nil {
 			e.log.Info("vault login ok")
+			close(up)
 			return
 		}
 		if ctx.Err() != nil {
