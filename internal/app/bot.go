@@ -117,15 +117,15 @@ func runBot(ctx context.Context, path string, dryRun bool, getenv func(string) s
 		h.OnCall = onCall{pd}
 		svc.OnCall = onCallPD{pd: pd, cfg: cfg}
 	}
-	var jc *jira.Client
+	dl := newDeliverer(db, sl, log, e.metrics, now)
+	dl.grants = svc
 	if cfg.JiraEnabled() {
-		if jc, err = jira.New(cfg, e.httpClient("jira")); err != nil {
+		jc, err := jira.New(cfg, e.httpClient("jira"))
+		if err != nil {
 			return fmt.Errorf("jira: %w", err)
 		}
-		svc.Tickets = tickets{jc}
+		svc.Tickets, dl.jira = tickets{jc}, jc // dl.jira stays a nil interface without Jira
 	}
-	dl := newDeliverer(db, sl, log, e.metrics, now)
-	dl.grants, dl.jira = svc, jc
 	in := &inbox{
 		db: db, audit: auditLog, handlers: h, log: log, metrics: e.metrics, now: now,
 		command: cfg.Slack.Command, handlerTimeout: cfg.Runner.HandlerTimeout.D(),
