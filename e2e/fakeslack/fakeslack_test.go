@@ -300,6 +300,18 @@ func TestClickSubmitAndEvents(t *testing.T) {
 		cb.View.State.Values["reason"]["reason_input"].Value != "no ticket" {
 		t.Errorf("submission = %+v", cb.View)
 	}
+
+	// A users_select reports the pick as selected_user, as Slack does.
+	pick := slack.NewInputBlock("owner", slack.NewTextBlockObject("plain_text", "Owner", false, false), nil,
+		slack.NewOptionsSelectBlockElement(slack.OptTypeUser, nil, "owner"))
+	v = fakeslack.View{ID: "V2", Type: "modal", CallbackID: "register"}
+	v.Blocks, _ = json.Marshal([]slack.Block{pick})
+	s.SubmitView("U0BOB", v, map[string]map[string]string{"owner": {"owner": "U0ALICE"}})
+	ev = c.next(t)
+	cb = ev.Data.(slack.InteractionCallback)
+	if got := cb.View.State.Values["owner"]["owner"]; got.SelectedUser != "U0ALICE" || got.SelectedOption.Value != "" {
+		t.Errorf("users_select submission = %+v", got)
+	}
 }
 
 func TestWebAPI(t *testing.T) {

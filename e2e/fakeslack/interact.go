@@ -128,6 +128,19 @@ func (s *Server) SubmitView(user string, v View, values map[string]map[string]st
 					typ = t
 				}
 			}
+			switch typ {
+			// Slack reports the pick of a users/conversations/channels
+			// select by id, in its own field, not as a selected_option.
+			case "users_select":
+				block[actionID] = map[string]any{"type": typ, "selected_user": value}
+				continue
+			case "conversations_select":
+				block[actionID] = map[string]any{"type": typ, "selected_conversation": value}
+				continue
+			case "channels_select":
+				block[actionID] = map[string]any{"type": typ, "selected_channel": value}
+				continue
+			}
 			if strings.HasSuffix(typ, "_select") {
 				block[actionID] = map[string]any{"type": typ, "selected_option": map[string]any{
 					"value": value, "text": map[string]any{"type": "plain_text", "text": value}}}

@@ -1,6 +1,7 @@
 // Package fakeslack is a fake Slack for end-to-end tests: the Socket Mode
 // websocket (hello, envelopes, acks, pings, disconnects), the Web API
-// methods secretbot calls, and response_url endpoints. It speaks the JSON
+// methods secretbot calls, response_url endpoints, and the upload URLs
+// files.getUploadURLExternal hands out. It speaks the JSON
 // shapes slack-go v0.35.0 decodes and records everything it is sent.
 package fakeslack
 
@@ -117,6 +118,9 @@ type Server struct {
 	homes         map[string]View
 	triggers      map[string]*trigger
 	respond       map[string]*respondTarget
+	files         map[string]*File
+	fileOrder     []string
+	groupUpdates  []GroupUpdate
 }
 
 // New starts a fake Slack and closes it when the test ends.
@@ -147,11 +151,13 @@ func New(t testing.TB, opts ...Option) *Server {
 		homes:    map[string]View{},
 		triggers: map[string]*trigger{},
 		respond:  map[string]*respondTarget{},
+		files:    map[string]*File{},
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc(socketPath, s.handleLink)
 	mux.HandleFunc(apiPathPrefix, s.handleAPI)
 	mux.HandleFunc(responseURLPathPrefix, s.handleRespond)
+	mux.HandleFunc(uploadPathPrefix, s.handleUpload)
 	s.srv = httptest.NewServer(mux)
 	s.URL = s.srv.URL
 	t.Cleanup(s.Close)
@@ -199,8 +205,9 @@ func (s *Server) AuthFail(code string) {
 	s.mu.Unlock()
 }
 
-// SetDelay delays every answer to a Web API method ("chat.postMessage") or
-// to "respond" (response_url posts); 0 removes the delay. A method has one
+// SetDelay delays every answer to a Web API method ("chat.postMessage"), to
+// "respond" (response_url posts) or to "upload" (file bytes posted to an
+// upload URL); 0 removes the delay. A method has one
 // fault at a time: SetDelay, SetFailure and SetError replace each other
 // (SetFault sets status and delay together).
 func (s *Server) SetDelay(method string, d time.Duration) {

@@ -120,6 +120,11 @@ var webMethods = map[string]func(*Server, *http.Request, Call) reply{
 	"views.push":            (*Server).viewsOpen,
 	"views.update":          (*Server).viewsUpdate,
 	"views.publish":         (*Server).viewsPublish,
+
+	"files.getUploadURLExternal":   (*Server).filesGetUploadURLExternal,
+	"files.completeUploadExternal": (*Server).filesCompleteUploadExternal,
+	"usergroups.users.update":      (*Server).usergroupsUsersUpdate,
+	"users.lookupByEmail":          (*Server).usersLookupByEmail,
 }
 
 func (s *Server) connectionsOpen(r *http.Request, _ Call) reply {

@@ -143,6 +143,15 @@ func (f *fakePD) serve(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		writeJSON(w, 200, map[string]any{"users": out, "limit": 100, "offset": 0, "more": false, "total": nil})
+	case strings.HasPrefix(p, "/users/"):
+		id := strings.TrimPrefix(p, "/users/")
+		for _, u := range f.users {
+			if u["id"] == id {
+				writeJSON(w, 200, map[string]any{"user": u})
+				return
+			}
+		}
+		pdError(w, 404, "Not Found", 2100)
 	case p == "/oncalls":
 		uids := r.URL.Query()["user_ids[]"]
 		pids := r.URL.Query()["escalation_policy_ids[]"]

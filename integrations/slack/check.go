@@ -17,7 +17,7 @@ import (
 const integration = "slack"
 
 // RequiredScopes are the bot token scopes secretbot uses (manifest.yaml).
-var RequiredScopes = []string{"chat:write", "commands", "im:write", "usergroups:read", "users:read", "users:read.email"}
+var RequiredScopes = []string{"chat:write", "commands", "files:write", "im:write", "usergroups:read", "usergroups:write", "users:read", "users:read.email"}
 
 // authCodes are auth.test errors that mean the token itself is refused.
 var authCodes = map[string]bool{"invalid_auth": true, "not_authed": true, "token_revoked": true, "account_inactive": true, "token_expired": true}

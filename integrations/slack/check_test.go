@@ -21,7 +21,7 @@ func TestCheck(t *testing.T) {
 		{name: "ok without scope header", want: []string{"OK app-level token", "OK bot secretbot in team Lumi"}},
 		{name: "ok with every scope", reply: &reply{Header: map[string]string{"X-OAuth-Scopes": allScopes}, Body: `{"ok":true,"user":"secretbot","team":"Lumi"}`},
 			want: []string{"OK app-level", "OK bot secretbot in team Lumi", "OK every scope"}},
-		{name: "missing email scope", reply: &reply{Header: map[string]string{"X-OAuth-Scopes": "commands,chat:write,users:read,usergroups:read,im:write"}, Body: `{"ok":true,"user":"secretbot","team":"Lumi"}`},
+		{name: "missing email scope", reply: &reply{Header: map[string]string{"X-OAuth-Scopes": "commands,chat:write,users:read,usergroups:read,usergroups:write,files:write,im:write"}, Body: `{"ok":true,"user":"secretbot","team":"Lumi"}`},
 			want: []string{"OK app-level", "OK bot secretbot", "FAIL lacks scopes users:read.email"}},
 		{name: "invalid_auth", reply: &reply{Body: `{"ok":false,"error":"invalid_auth"}`}, want: []string{"OK app-level", "FAIL bot token rejected (invalid_auth)"}},
 		{name: "token_revoked", reply: &reply{Body: `{"ok":false,"error":"token_revoked"}`}, want: []string{"OK app-level", "FAIL bot token rejected (token_revoked)"}},

@@ -1,6 +1,7 @@
 // Package slack is secretbot's adapter to the Slack Web API: the bot's health
 // check, the user directory (Slack ID -> e-mail, guest/bot flags, user
-// groups) and delivery of the messages held in the outbox.
+// groups, e-mail -> Slack ID, removal from a user group), delivery of the
+// messages held in the outbox, and file uploads to a user's DM.
 //
 // The library github.com/slack-go/slack is imported as slackgo so this
 // package can keep the short name callers expect.

@@ -13,14 +13,19 @@ import (
 	"github.com/secretbot/secretbot/internal/outbox"
 )
 
-// DeliveryError is the only error Deliver returns.
+// DeliveryError is the only error Deliver returns, and what UploadCSV and
+// RemoveFromGroup return when a Slack call fails.
 //
 // Op is the Slack method ("chat.postMessage", "chat.postEphemeral",
-// "chat.update") or "response_url". Code is Slack's error code (e.g.
+// "chat.update", "conversations.open", "files.getUploadURLExternal",
+// "files.completeUploadExternal", "usergroups.users.list",
+// "usergroups.users.update"), "response_url", or "upload" (the POST of a
+// file's bytes to its upload URL). Code is Slack's error code (e.g.
 // "channel_not_found", "expired_url"), or one of "rate_limited",
 // "http_<status>", "network", "canceled", "bad_response", "invalid_message",
-// "invalid_blocks", "unknown_error". Retryable says whether sending the same message later
-// may work; RetryAfter, when set, is how long Slack asked us to wait.
+// "invalid_blocks", "invalid_upload_url", "unknown_error". Retryable says
+// whether sending the same message later may work; RetryAfter, when set, is
+// how long Slack asked us to wait.
 // Err carries the cause, with credentials removed from its text.
 type DeliveryError struct {
 	Op         string

@@ -2,10 +2,13 @@ package slack
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
+	"mime"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -47,12 +50,29 @@ type fakeSlack struct {
 	replies map[string]reply
 	users   map[string]map[string]any
 	groups  []map[string]any
+	uploads map[string]*fakeUpload // by file id
+	upSeq   int
+}
+
+// fakeUpload is one file: announced by files.getUploadURLExternal, its
+// bytes posted to the upload URL, then completed.
+type fakeUpload struct {
+	Filename string
+	Length   int
+	Data     []byte
+	Posted   bool
+	Auth     string // Authorization header of the byte upload
+	Form     url.Values
+	Channel  string
+	Comment  string
+	Title    string
 }
 
 func newFakeSlack(t *testing.T) *fakeSlack {
-	f := &fakeSlack{t: t, replies: map[string]reply{}, users: map[string]map[string]any{}}
+	f := &fakeSlack{t: t, replies: map[string]reply{}, users: map[string]map[string]any{}, uploads: map[string]*fakeUpload{}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/api/{method}", f.api)
+	mux.HandleFunc("/upload/{id}", f.upload)
 	mux.HandleFunc("/respond/{id}", f.respond)
 	f.srv = httptest.NewServer(mux)
 	t.Cleanup(f.srv.Close)
@@ -193,8 +213,140 @@ func (f *fakeSlack) api(w http.ResponseWriter, r *http.Request) {
 	case "chat.postEphemeral":
 		writeJSON(w, map[string]any{"ok": true, "message_ts": "1700000000.000200"})
 	default:
-		writeJSON(w, map[string]any{"ok": false, "error": "unknown_method"})
+		if !f.directoryMethod(w, r, method, c.Form) {
+			writeJSON(w, map[string]any{"ok": false, "error": "unknown_method"})
+		}
 	}
+}
+
+// directoryMethod answers the methods UploadCSV, GroupMembers,
+// RemoveFromGroup and SlackIDByEmail call; false when method is not one.
+func (f *fakeSlack) directoryMethod(w http.ResponseWriter, r *http.Request, method string, form url.Values) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	switch method {
+	case "conversations.open":
+		u := form.Get("users")
+		if _, ok := f.users[u]; !ok || strings.Contains(u, ",") {
+			writeJSON(w, map[string]any{"ok": false, "error": "user_not_found"})
+			return true
+		}
+		writeJSON(w, map[string]any{"ok": true, "channel": map[string]any{"id": "D" + u[1:]}})
+	case "files.getUploadURLExternal":
+		n, err := strconv.Atoi(form.Get("length"))
+		if form.Get("filename") == "" || err != nil || n <= 0 {
+			writeJSON(w, map[string]any{"ok": false, "error": "invalid_arguments"})
+			return true
+		}
+		f.upSeq++
+		id := fmt.Sprintf("F%04d", f.upSeq)
+		f.uploads[id] = &fakeUpload{Filename: form.Get("filename"), Length: n}
+		writeJSON(w, map[string]any{"ok": true, "upload_url": "http://" + r.Host + "/upload/" + id, "file_id": id})
+	case "files.completeUploadExternal":
+		var files []struct{ ID, Title string }
+		if err := json.Unmarshal([]byte(form.Get("files")), &files); err != nil || len(files) == 0 {
+			writeJSON(w, map[string]any{"ok": false, "error": "invalid_arguments"})
+			return true
+		}
+		out := []map[string]any{}
+		for _, fl := range files {
+			up := f.uploads[fl.ID]
+			if up == nil || !up.Posted {
+				writeJSON(w, map[string]any{"ok": false, "error": "file_not_found"})
+				return true
+			}
+			up.Channel, up.Comment, up.Title = form.Get("channel_id"), form.Get("initial_comment"), fl.Title
+			out = append(out, map[string]any{"id": fl.ID, "title": fl.Title})
+		}
+		writeJSON(w, map[string]any{"ok": true, "files": out})
+	case "usergroups.users.list":
+		for _, g := range f.groups {
+			if g["id"] == form.Get("usergroup") {
+				writeJSON(w, map[string]any{"ok": true, "users": g["users"]})
+				return true
+			}
+		}
+		writeJSON(w, map[string]any{"ok": false, "error": "no_such_subteam"})
+	case "usergroups.users.update":
+		users := strings.Split(form.Get("users"), ",")
+		if form.Get("users") == "" {
+			writeJSON(w, map[string]any{"ok": false, "error": "invalid_users"})
+			return true
+		}
+		for _, g := range f.groups {
+			if g["id"] == form.Get("usergroup") {
+				g["users"] = users
+				writeJSON(w, map[string]any{"ok": true, "usergroup": g})
+				return true
+			}
+		}
+		writeJSON(w, map[string]any{"ok": false, "error": "no_such_subteam"})
+	case "users.lookupByEmail":
+		for _, u := range f.users {
+			if p, _ := u["profile"].(map[string]any); p != nil && p["email"] == form.Get("email") && p["email"] != "" {
+				writeJSON(w, map[string]any{"ok": true, "user": u})
+				return true
+			}
+		}
+		writeJSON(w, map[string]any{"ok": false, "error": "users_not_found"})
+	default:
+		return false
+	}
+	return true
+}
+
+// upload takes the bytes of an announced file, raw or multipart ("file").
+func (f *fakeSlack) upload(w http.ResponseWriter, r *http.Request) {
+	f.record(call{Method: "upload", Auth: r.Header.Get("Authorization")})
+	if f.canned(w, "upload", nil) {
+		return
+	}
+	var data []byte
+	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt == "multipart/form-data" {
+		file, _, err := r.FormFile("file")
+		if err != nil {
+			http.Error(w, "no file", http.StatusBadRequest)
+			return
+		}
+		data, _ = io.ReadAll(file)
+	} else {
+		data, _ = io.ReadAll(r.Body)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	up := f.uploads[r.PathValue("id")]
+	if up == nil || len(data) != up.Length {
+		http.Error(w, "bad upload", http.StatusBadRequest)
+		return
+	}
+	up.Data, up.Posted, up.Auth = data, true, r.Header.Get("Authorization")
+	io.WriteString(w, "OK - "+strconv.Itoa(len(data)))
+}
+
+func (f *fakeSlack) groupUsers(id string) []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, g := range f.groups {
+		if g["id"] == id {
+			switch u := g["users"].(type) {
+			case []string:
+				return append([]string(nil), u...)
+			}
+		}
+	}
+	return nil
+}
+
+func (f *fakeSlack) uploadList() []fakeUpload {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []fakeUpload
+	for i := 1; i <= f.upSeq; i++ {
+		if up := f.uploads[fmt.Sprintf("F%04d", i)]; up != nil {
+			out = append(out, *up)
+		}
+	}
+	return out
 }
 
 func (f *fakeSlack) respond(w http.ResponseWriter, r *http.Request) {

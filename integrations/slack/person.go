@@ -94,6 +94,16 @@ type groupCache struct {
 	groups   []slackgo.UserGroup
 	fetched  time.Time
 	inflight *groupFetch
+	gen      int // bumped by invalidate; a fetch begun before is not cached
+}
+
+// invalidate drops the cached answer, so the next lookup asks Slack (after
+// the bot changed a group's members itself).
+func (gc *groupCache) invalidate() {
+	gc.mu.Lock()
+	defer gc.mu.Unlock()
+	gc.groups, gc.fetched = nil, time.Time{}
+	gc.gen++
 }
 
 type groupFetch struct {
@@ -130,12 +140,13 @@ func (gc *groupCache) get(ctx context.Context, now func() time.Time,
 		}
 		f := &groupFetch{done: make(chan struct{})}
 		gc.inflight = f
+		gen := gc.gen
 		gc.mu.Unlock()
 
 		f.groups, f.err = fetch(ctx)
 
 		gc.mu.Lock()
-		if f.err == nil {
+		if f.err == nil && gen == gc.gen {
 			gc.groups, gc.fetched = f.groups, now()
 		}
 		gc.inflight = nil

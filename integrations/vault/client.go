@@ -1,5 +1,7 @@
 // Package vault is secretbot's adapter to HashiCorp Vault: the bot's own
-// login, `secretbot check`, and issuing, looking up and revoking grant tokens.
+// login, `secretbot check`, issuing, looking up and revoking grant tokens
+// (and entity-group grants), and the KV v2 secrets that the inventory and
+// rotations manage (kv.go).
 //
 // Everything is driven from config (credentials come from cfg.Creds, which the
 // app fills from its getenv): this package never reads the process
