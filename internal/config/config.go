@@ -15,6 +15,9 @@ type Config struct {
 	Ops       Ops       `yaml:"ops"`
 	Runner    Runner    `yaml:"runner"`
 	Scopes    []Scope   `yaml:"scopes"`
+	Inventory Inventory `yaml:"inventory"`
+	Rotation  Rotation  `yaml:"rotation"`
+	Schedule  Schedule  `yaml:"schedule"`
 
 	// Creds is filled from the environment by Load.
 	Creds Credentials `yaml:"-"`

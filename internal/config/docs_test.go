@@ -76,7 +76,7 @@ func TestDocExampleLoads(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the documented example does not load:\n%v", err)
 	}
-	if len(cfg.Scopes) != 2 || cfg.Vault.Namespace != "lumi/platform" {
+	if len(cfg.Scopes) != 2 || cfg.Vault.Namespace != "lumi/platform" || len(cfg.Inventory.Secrets) != 3 {
 		t.Errorf("unexpected example: %+v", cfg.Vault)
 	}
 }

@@ -135,6 +135,7 @@ func applyDefaults(c *Config, seen map[string]bool) {
 	for i := range c.Scopes {
 		str(&c.Scopes[i].Delivery, DeliveryWrappedToken)
 	}
+	applyInventoryDefaults(c, seen)
 }
 
 // readCreds takes every credential from the environment. Surrounding

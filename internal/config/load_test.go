@@ -125,6 +125,19 @@ func TestLoadExample(t *testing.T) {
 	if _, ok := cfg.Scope("nope"); ok {
 		t.Error("Scope(nope) found something")
 	}
+	if len(cfg.Inventory.Secrets) != 3 {
+		t.Fatalf("inventory = %+v", cfg.Inventory)
+	}
+	if db, ok := cfg.Secret("payments-db"); !ok || db.Mount != "kv" || db.Generate.Length != 32 || db.Owner.Contact != "U0PAYOWNER" {
+		t.Errorf("payments-db = %+v", db)
+	}
+	if st, ok := cfg.Secret("stripe-api-key"); !ok || !st.Provided || st.Mount != "kv" || st.Interval.D() != 30*24*time.Hour {
+		t.Errorf("stripe-api-key = %+v", st)
+	}
+	if cfg.Rotation.PreviousVersion != PreviousDestroy || cfg.Rotation.EmergencyReminderEvery.D() != 30*time.Minute ||
+		cfg.Schedule.DailyAt != "09:00" || len(cfg.Schedule.RestoreTestMonths) != 4 {
+		t.Errorf("rotation/schedule = %+v %+v", cfg.Rotation, cfg.Schedule)
+	}
 	if cfg.Creds.JiraURL != "https://jira.test" {
 		t.Errorf("JiraURL = %q, want the trailing slash dropped", cfg.Creds.JiraURL)
 	}
@@ -160,6 +173,10 @@ func TestDefaults(t *testing.T) {
 		Storage:   Storage{Path: "secretbot.db"},
 		Ops:       Ops{Listen: "127.0.0.1:9090", LogLevel: "info"},
 		Runner:    Runner{Workers: 8, ShutdownTimeout: Duration(20 * time.Second), HandlerTimeout: Duration(60 * time.Second)},
+		Inventory: Inventory{DefaultInterval: Duration(90 * 24 * time.Hour), DueSoon: Duration(14 * 24 * time.Hour)},
+		Rotation: Rotation{ConfirmWithin: Duration(24 * time.Hour), EmergencyConfirmWithin: Duration(2 * time.Hour),
+			ReminderEvery: Duration(4 * time.Hour), EmergencyReminderEvery: Duration(30 * time.Minute), PreviousVersion: "destroy"},
+		Schedule: Schedule{DailyAt: "09:00", ReviewDay: 1, ReviewWindow: Duration(30 * 24 * time.Hour), RestoreTestMonths: []int{1, 4, 7, 10}},
 	}
 	got := *cfg
 	got.Scopes, got.Creds = nil, Credentials{}

@@ -65,6 +65,9 @@ func validate(c *Config, p *collector) {
 	for i := range c.Scopes {
 		validateScope(c, i, names, p)
 	}
+	validateInventory(c, p)
+	validateRotation(c, p)
+	validateSchedule(&c.Schedule, p)
 }
 
 func validateSlack(s *Slack, p *collector) {
