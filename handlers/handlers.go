@@ -58,6 +58,9 @@ type Handlers struct {
 	Directory Directory
 	OnCall    OnCall
 	Access    Access
+	Rotation  Rotation
+	Files     Files
+	Groups    Groups
 	Views     Views
 	Audit     AuditLog
 	Log       *slog.Logger
@@ -89,6 +92,12 @@ func subcommands() []subcommand {
 		{"revoke", "revoke GK3D9QX2A", "end a grant now (its holder, or a security approver)", (*Handlers).revoke},
 		{"explain", "explain @someone platform-ro", "dry run: what a request would need, who approves, whether it would pass now", (*Handlers).explain},
 		{"audit", "audit --user @someone --since 7d", "the access log (Platform Security)", (*Handlers).audit},
+		{"inventory", "inventory --overdue --env prod --owner payments [--export]", "the secret inventory by due date; --export sends you the CSV", (*Handlers).inventory},
+		{"rotate", "rotate payments-db --ticket SEC-123", "rotate a secret (Platform Security); --emergency --incident PABC123 when compromise is suspected", (*Handlers).rotate},
+		{"register", "register", "add a secret to the inventory (a form)", (*Handlers).register},
+		{"provision", "provision", "create a secret in Vault from an approved Jira ticket and register it (a form)", (*Handlers).provision},
+		{"exposure", "exposure payments-db", "who held a grant covering a secret since its last rotation", (*Handlers).exposure},
+		{"journal", `journal restore-test passed "restored hourly snapshot to staging"`, "record a restore test; with no arguments, list the journal", (*Handlers).journal},
 	}
 }
 

@@ -46,6 +46,9 @@ func (h *Handlers) Home(ctx context.Context, userID string) {
 		blocks = append(blocks, access.Divider(), access.Section("*Waiting for an approver* (decide on the card in the approvals channel)"))
 		blocks = append(blocks, waiting...)
 	}
+	if h.Rotation != nil && policy.PlatformSecurity(h.Config, p) {
+		blocks = append(blocks, h.securityHome(ctx)...)
+	}
 	view, _ := json.Marshal(map[string]any{"type": "home", "blocks": blocks})
 	if err := h.Views.PublishHome(ctx, userID, view); err != nil {
 		h.Log.Warn("home: publishing failed", "user", userID, "err", err)

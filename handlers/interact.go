@@ -47,6 +47,9 @@ func (h *Handlers) Click(ctx context.Context, c Click) Result {
 	if err != nil {
 		return h.refuseClick(c, "identity lookup failed", "I could not confirm who you are with Slack, so nothing was done. Please try again in a minute.")
 	}
+	if res, ok := h.rotationClick(ctx, c, person); ok {
+		return res
+	}
 	id, ok := access.NormalizeGrantID(c.Value)
 	if !ok {
 		h.Log.Warn("click with an unknown value", "action", c.ActionID)
@@ -134,6 +137,8 @@ func (h *Handlers) Validate(ctx context.Context, s Submission) map[string]string
 		if strings.TrimSpace(s.Values[denyReasonField][denyReasonField]) == "" {
 			return map[string]string{denyReasonField: "Say why, so the requester can fix it."}
 		}
+	default:
+		return h.validateRotation(s)
 	}
 	return nil
 }
@@ -145,6 +150,9 @@ func (h *Handlers) Submit(ctx context.Context, s Submission) Result {
 	if err != nil {
 		return Result{Replies: []outbox.Message{reply(dm, "I could not confirm who you are with Slack, so nothing was done. Please try again in a minute.")},
 			Audit: []audit.Event{{Actor: s.UserID, Action: "submit.refused", Outcome: audit.Refused, Reason: "identity lookup failed"}}}
+	}
+	if res, ok := h.rotationSubmit(ctx, s, person); ok {
+		return res
 	}
 	switch s.CallbackID {
 	case RequestModal:

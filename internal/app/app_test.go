@@ -53,17 +53,24 @@ func TestSubcommandsAndExitCodes(t *testing.T) {
 }
 
 func TestSanitize(t *testing.T) {
-	got := string(sanitize(json.RawMessage(`{"token":"verif-test-1","user_id":"U1"}`)))
+	b, _ := sanitize(json.RawMessage(`{"token":"verif-test-1","user_id":"U1"}`))
+	got := string(b)
 	if strings.Contains(got, "verif-test-1") || !strings.Contains(got, `"user_id":"U1"`) {
 		t.Errorf("sanitize = %s", got)
 	}
 	click := `{"type":"block_actions","message":{"ts":"1.2","text":"vault unwrap hvs.TESTwrap","blocks":[{"text":"hvs.TESTwrap"}]},"container":{"message_ts":"1.2"}}`
-	got = string(sanitize(json.RawMessage(click)))
+	b, _ = sanitize(json.RawMessage(click))
+	got = string(b)
 	if strings.Contains(got, "hvs.TESTwrap") || !strings.Contains(got, `"message":{"ts":"1.2"}`) || !strings.Contains(got, `"message_ts":"1.2"`) {
 		t.Errorf("a clicked message must be reduced to its ts: %s", got)
 	}
-	if got := string(sanitize(json.RawMessage(`[1]`))); got != `[1]` {
-		t.Errorf("non-object payload changed: %s", got)
+	modal := `{"type":"view_submission","view":{"callback_id":"rotate_value_modal","state":{"values":{"value":{"value":{"type":"plain_text_input","value":"sk_test_pasted"}},"x":{"x":{"value":"kept"}}}}}}`
+	b, v := sanitize(json.RawMessage(modal))
+	if v != "sk_test_pasted" || strings.Contains(string(b), "sk_test_pasted") || !strings.Contains(string(b), "kept") {
+		t.Errorf("a pasted secret must be returned, not stored: %s (value %q)", b, v)
+	}
+	if b, _ := sanitize(json.RawMessage(`[1]`)); string(b) != `[1]` {
+		t.Errorf("non-object payload changed: %s", b)
 	}
 }
 

@@ -21,6 +21,8 @@ import (
 	"github.com/secretbot/secretbot/internal/audit"
 	"github.com/secretbot/secretbot/internal/config"
 	"github.com/secretbot/secretbot/internal/logging"
+	"github.com/secretbot/secretbot/internal/rotation"
+	"github.com/secretbot/secretbot/internal/schedule"
 	"github.com/secretbot/secretbot/internal/store"
 )
 
@@ -117,14 +119,29 @@ func runBot(ctx context.Context, path string, dryRun bool, getenv func(string) s
 		h.OnCall = onCall{pd}
 		svc.OnCall = onCallPD{pd: pd, cfg: cfg}
 	}
+	rot := &rotation.Service{
+		Config: cfg, Store: rotationStore{db: db, audit: auditLog, now: now}, KV: kvStore{vc},
+		Directory: sl, Grants: grantsReader{accessStore{db: db, audit: auditLog, now: now}}, Messenger: messenger{sl},
+		People: people{sl: sl}, Now: now, Log: log,
+	}
+	h.Rotation, h.Files, h.Groups = rot, sl, sl
+	if svc.OnCall != nil {
+		rot.Incidents = svc.OnCall
+		rot.People = people{sl: sl, pd: e.pagerDuty()}
+	}
+	sched := &schedule.Scheduler{
+		Now: now, Store: scheduleStore{db: db, audit: auditLog, now: now}, Inventory: inventoryView{rot},
+		Grants: grantsReader{accessStore{db: db, audit: auditLog, now: now}}, Directory: sl,
+		Config: schedule.ConfigFrom(cfg), Log: log,
+	}
 	dl := newDeliverer(db, sl, log, e.metrics, now)
-	dl.grants = svc
+	dl.grants, dl.rotations = svc, rot
 	if cfg.JiraEnabled() {
 		jc, err := jira.New(cfg, e.httpClient("jira"))
 		if err != nil {
 			return fmt.Errorf("jira: %w", err)
 		}
-		svc.Tickets, dl.jira = tickets{jc}, jc // dl.jira stays a nil interface without Jira
+		svc.Tickets, rot.Tickets, dl.jira = tickets{jc}, tickets{jc}, jc // dl.jira stays a nil interface without Jira
 	}
 	in := &inbox{
 		db: db, audit: auditLog, handlers: h, log: log, metrics: e.metrics, now: now,
@@ -174,6 +191,9 @@ func runBot(ctx context.Context, path string, dryRun bool, getenv func(string) s
 	if err := svc.Sweep(startSweep); err != nil {
 		log.Error("start-up sweep failed; the periodic sweep retries", "err", err)
 	}
+	if err := rot.SyncConfig(startSweep); err != nil {
+		log.Error("inventory sync from the configuration failed", "err", err)
+	}
 	cancelStartSweep()
 	workCtx, stopWork := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopWork()
@@ -184,7 +204,10 @@ func runBot(ctx context.Context, path string, dryRun bool, getenv func(string) s
 	var delivering sync.WaitGroup
 	delivering.Go(func() { dl.run(deliverCtx, stopDeliver) })
 	bg.Go(func() { cp.daily(runCtx, dl.wake) })
-	bg.Go(func() { sweep(runCtx, svc, log, dl.wake) })
+	bg.Go(func() { sweep(runCtx, svc, 2*time.Second, log, dl.wake) })
+	sched.Wake = dl.wake
+	bg.Go(func() { sched.Run(runCtx) })
+	bg.Go(func() { sweep(runCtx, rot, 10*time.Second, log, dl.wake) })
 
 	sockErr := sock.run(runCtx)
 
@@ -263,15 +286,20 @@ func (o onCall) OnCallNow(ctx context.Context, email string) (bool, string, erro
 	return st.OnCall, fmt.Sprint(st.Policies), nil
 }
 
-// sweep revokes what fell due (expiry, unused wrapping tokens, resolved
-// incidents) and retries failed revokes: first at start, since grants may
-// have fallen due while the bot was down, then every few seconds.
-func sweep(ctx context.Context, svc *access.Service, log *slog.Logger, wake func()) {
-	t := time.NewTicker(sweepEvery)
+// sweeper is periodic domain work: the access service revokes what fell
+// due and retries failed revokes; the rotation service flags unconfirmed
+// rollouts and reminds.
+type sweeper interface {
+	Sweep(ctx context.Context) error
+}
+
+// sweep runs s every interval (which bounds how late an expiry is revoked).
+func sweep(ctx context.Context, svc sweeper, every time.Duration, log *slog.Logger, wake func()) {
+	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
 		if err := svc.Sweep(ctx); err != nil && ctx.Err() == nil {
-			log.Error("grant sweep failed", "err", err)
+			log.Error("sweep failed", "err", err)
 		}
 		wake()
 		select {
@@ -281,6 +309,3 @@ func sweep(ctx context.Context, svc *access.Service, log *slog.Logger, wake func
 		}
 	}
 }
-
-// sweepEvery bounds how late an expiry is revoked.
-const sweepEvery = 2 * time.Second

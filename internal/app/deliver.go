@@ -10,6 +10,7 @@ import (
 	slackint "github.com/secretbot/secretbot/integrations/slack"
 	"github.com/secretbot/secretbot/internal/crash"
 	"github.com/secretbot/secretbot/internal/outbox"
+	"github.com/secretbot/secretbot/internal/rotation"
 	"github.com/secretbot/secretbot/internal/store"
 )
 
@@ -18,6 +19,11 @@ import (
 type grantWork interface {
 	Deliver(ctx context.Context, grantID string) error
 	OpenTicket(ctx context.Context, grantID string) error
+}
+
+// threadPoster posts a rotation's thread root, whose ts the rotation records.
+type threadPoster interface {
+	PostThread(ctx context.Context, rotationID string) error
 }
 
 // jiraComments adds the access log's comments to tickets.
@@ -34,14 +40,15 @@ type sender interface {
 // (outage, 5xx, 429) only delays a message; one that cannot (an expired
 // response_url, a channel the bot is not in) is marked dead and logged.
 type deliverer struct {
-	db      *store.DB
-	slack   sender
-	grants  grantWork    // nil in tests that deliver only Slack messages
-	jira    jiraComments // nil when Jira is not configured
-	log     *slog.Logger
-	metrics *appMetrics
-	now     func() time.Time
-	kick    chan struct{}
+	db        *store.DB
+	slack     sender
+	grants    grantWork    // nil in tests that deliver only Slack messages
+	rotations threadPoster // idem
+	jira      jiraComments // nil when Jira is not configured
+	log       *slog.Logger
+	metrics   *appMetrics
+	now       func() time.Time
+	kick      chan struct{}
 }
 
 func newDeliverer(db *store.DB, s sender, log *slog.Logger, m *appMetrics, now func() time.Time) *deliverer {
@@ -161,6 +168,8 @@ func (d *deliverer) send(ctx context.Context, m outbox.Message) error {
 		return d.grants.Deliver(ctx, m.Target)
 	case outbox.JiraOpen:
 		return d.grants.OpenTicket(ctx, m.Target)
+	case rotation.ThreadKind:
+		return d.rotations.PostThread(ctx, m.Target)
 	case outbox.JiraComment:
 		if d.jira == nil {
 			return &slackint.DeliveryError{Op: "jira comment", Code: "not_configured", Err: errNoJira}

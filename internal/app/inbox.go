@@ -18,6 +18,7 @@ import (
 	"github.com/secretbot/secretbot/internal/audit"
 	"github.com/secretbot/secretbot/internal/crash"
 	"github.com/secretbot/secretbot/internal/outbox"
+	"github.com/secretbot/secretbot/internal/rotation"
 	"github.com/secretbot/secretbot/internal/store"
 )
 
@@ -42,6 +43,11 @@ type inbox struct {
 
 	queue chan int64
 	wg    sync.WaitGroup
+
+	// values holds secret values typed into modals, by inbox dedup key,
+	// between the ack and the KV write: in memory only, never stored. A
+	// restart in between loses them, and the person is asked again.
+	values sync.Map
 }
 
 // accept stores env. It runs on the socket reader, before the ack; the
@@ -62,11 +68,15 @@ func (in *inbox) accept(ctx context.Context, env envelope) (json.RawMessage, fun
 			key = "event:" + p.EventID
 		}
 	}
+	payload, value := sanitize(env.Payload)
+	if value != "" {
+		in.values.Store(key, value)
+	}
 	id, inserted, err := in.db.InboxPut(ctx, store.InboxEntry{
 		DedupKey:   key,
 		EnvelopeID: env.EnvelopeID,
 		Type:       env.Type,
-		Payload:    sanitize(env.Payload),
+		Payload:    payload,
 		ReceivedAt: in.now(),
 		State:      "pending",
 	})
@@ -99,18 +109,20 @@ func (in *inbox) accept(ctx context.Context, env envelope) (json.RawMessage, fun
 
 // sanitize drops from a payload, before it is stored, what the bot must not
 // keep: Slack's legacy verification token (a credential the bot has no use
-// for), and in a click the whole message clicked. A click on the I'm done
-// button of a grant's DM carries that DM, wrapping token included; only the
-// message's timestamps are needed.
-func sanitize(p json.RawMessage) []byte {
+// for); in a click, the whole message clicked (a click on the I'm done button
+// of a grant's DM carries that DM, wrapping token included; only the
+// message's timestamps are needed); in a submitted modal, the secret value
+// field, which is returned separately to be held in memory.
+func sanitize(p json.RawMessage) (stored []byte, secretValue string) {
 	var m map[string]json.RawMessage
 	if json.Unmarshal(p, &m) != nil {
-		return p
+		return p, ""
 	}
 	_, hasToken := m["token"]
 	msg, hasMessage := m["message"]
-	if !hasToken && !hasMessage {
-		return p
+	view, hasView := m["view"]
+	if !hasToken && !hasMessage && !hasView {
+		return p, ""
 	}
 	delete(m, "token")
 	if hasMessage {
@@ -121,11 +133,48 @@ func sanitize(p json.RawMessage) []byte {
 		_ = json.Unmarshal(msg, &ts)
 		m["message"], _ = json.Marshal(ts)
 	}
+	if hasView {
+		if v, value, ok := dropValueField(view); ok {
+			m["view"], secretValue = v, value
+		}
+	}
 	b, err := json.Marshal(m)
 	if err != nil {
-		return p
+		return p, ""
 	}
-	return b
+	return b, secretValue
+}
+
+// dropValueField removes the state of the modal block named
+// rotation.ValueKey (where secret values are typed) from a view.
+func dropValueField(view json.RawMessage) (json.RawMessage, string, bool) {
+	var v map[string]json.RawMessage
+	if json.Unmarshal(view, &v) != nil {
+		return nil, "", false
+	}
+	var state struct {
+		Values map[string]map[string]json.RawMessage `json:"values"`
+	}
+	if json.Unmarshal(v["state"], &state) != nil {
+		return nil, "", false
+	}
+	block, ok := state.Values[rotation.ValueKey]
+	if !ok {
+		return nil, "", false
+	}
+	var field struct {
+		Value string `json:"value"`
+	}
+	_ = json.Unmarshal(block[rotation.ValueKey], &field)
+	delete(state.Values, rotation.ValueKey)
+	v["state"], _ = json.Marshal(state)
+	// A view's blocks never hold typed values, but its hash and initial
+	// values could echo nothing secret; only state carries what was typed.
+	out, err := json.Marshal(v)
+	if err != nil {
+		return nil, "", false
+	}
+	return out, field.Value, true
 }
 
 // start launches the workers and the poller that resumes stored work.
@@ -289,7 +338,11 @@ func (in *inbox) dispatch(ctx context.Context, log *slog.Logger, e store.InboxEn
 			}
 			return res, "done"
 		case slack.InteractionTypeViewSubmission:
-			return in.handlers.Submit(ctx, submission(cb)), "done"
+			sub := submission(cb)
+			if v, ok := in.values.LoadAndDelete(e.DedupKey); ok {
+				sub.Values[rotation.ValueKey] = map[string]string{rotation.ValueKey: v.(string)}
+			}
+			return in.handlers.Submit(ctx, sub), "done"
 		}
 		log.Debug("interaction not handled", "interaction", string(cb.Type))
 		return handlers.Result{}, "done"
