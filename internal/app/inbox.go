@@ -410,10 +410,8 @@ func submission(cb slack.InteractionCallback) handlers.Submission {
 	for block, actions := range cb.View.State.Values {
 		s.Values[block] = map[string]string{}
 		for id, a := range actions {
-			v := a.Value
-			if a.SelectedOption.Value != "" {
-				v = a.SelectedOption.Value
-			}
+			// Each input kind reports its value in its own field.
+			v := firstNonEmpty(a.Value, a.SelectedOption.Value, a.SelectedUser, a.SelectedConversation, a.SelectedChannel)
 			s.Values[block][id] = v
 		}
 	}

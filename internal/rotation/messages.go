@@ -195,7 +195,7 @@ func Metadata(sec Secret) map[string]string {
 	if !sec.LastRotatedAt.IsZero() {
 		rotated = sec.LastRotatedAt.UTC().Format(time.RFC3339)
 	}
-	return map[string]string{
+	m := map[string]string{
 		MetaOwnerTeam:     sec.OwnerTeam,
 		MetaOwnerContact:  sec.OwnerContact,
 		MetaEnvironment:   sec.Environment,
@@ -205,4 +205,14 @@ func Metadata(sec Secret) map[string]string {
 		MetaLastTicket:    sec.LastTicket,
 		MetaRotationDue:   sec.Due().UTC().Format(time.RFC3339),
 	}
+	for k, v := range m {
+		if v == "" {
+			m[k] = MetaNone // Vault refuses empty custom_metadata values
+		}
+	}
+	return m
 }
+
+// MetaNone stands in custom_metadata for a value not known yet (a secret
+// never rotated by the bot has no last operator).
+const MetaNone = "-"

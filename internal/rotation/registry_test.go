@@ -23,7 +23,7 @@ func TestSyncConfig(t *testing.T) {
 		t.Errorf("provided entry: %+v", st)
 	}
 	if md := e.kv.Custom("kv", "payments/db"); md["owner_team"] != "payments" || md["owner_contact"] != "UPAM" ||
-		md["environment"] != "prod" || md["interval"] != "90d" || md["rotation_due"] != t0.Add(90*day).Format(time.RFC3339) || md["last_rotated_at"] != "" {
+		md["environment"] != "prod" || md["interval"] != "90d" || md["rotation_due"] != t0.Add(90*day).Format(time.RFC3339) || md["last_rotated_at"] != rotation.MetaNone {
 		t.Errorf("mirror: %v", md)
 	}
 	if n := countAction(e, rotation.ActSynced); n != 3 {
@@ -329,7 +329,7 @@ func TestMirrorFailureRetriedBySweep(t *testing.T) {
 	r := e.mustStart(sec, "payments-db", "SEC-100", "")
 	e.mustConfirm(sec, r.ID, "staging")
 	e.mustConfirm(sec, r.ID, "production")
-	if md := e.kv.Custom("kv", "payments/db"); md["last_ticket"] != "" {
+	if md := e.kv.Custom("kv", "payments/db"); md["last_ticket"] != rotation.MetaNone {
 		t.Fatal("mirrored despite the failure")
 	}
 	if !hasAction(e, rotation.ActMetadataFailed) || !strings.Contains(e.store.Meta()["rotation.mirror_pending"], "payments-db") {
