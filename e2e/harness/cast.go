@@ -20,7 +20,8 @@ type Person struct {
 // The people every harness knows. Platform Security (user group
 // platform-security) is Alice, Bob and Sam; the SREs (sre-oncall) are Carol,
 // on call on PLUMI01 at level 1, and Dave, not on call. Sam is the Security
-// Lead in Jira. Eve is a plain member, Gus a guest, Zed deactivated.
+// Lead in Jira. Eve is a plain member, Gus a guest, Zed deactivated; Paula
+// (harness/inventory.go) owns the payments secrets of the rotation scenarios.
 var (
 	Alice = Person{Slack: "U0ALICE", Name: "alice", Email: "alice@lumi.test", Jira: "acc-alice"}
 	Bob   = Person{Slack: "U0BOB", Name: "bob", Email: "bob@lumi.test", Jira: "acc-bob"}
@@ -52,7 +53,7 @@ const (
 )
 
 func (h *Harness) seed() {
-	for _, p := range []Person{Alice, Bob, Sam, Carol, Dave, Eve} {
+	for _, p := range []Person{Alice, Bob, Sam, Carol, Dave, Eve, Paula} {
 		h.Slack.AddUser(fakeslack.User{ID: p.Slack, Name: p.Name, Email: p.Email})
 	}
 	h.Slack.AddUser(fakeslack.User{ID: Gus.Slack, Name: Gus.Name, Email: Gus.Email, IsRestricted: true})
