@@ -97,6 +97,7 @@ func subcommands() []subcommand {
 		{"register", "register", "add a secret to the inventory (a form)", (*Handlers).register},
 		{"provision", "provision", "create a secret in Vault from an approved Jira ticket and register it (a form)", (*Handlers).provision},
 		{"exposure", "exposure payments-db", "who held a grant covering a secret since its last rotation", (*Handlers).exposure},
+		{"drift", "drift", "where the inventory and Vault's custom_metadata disagree (Platform Security)", (*Handlers).drift},
 		{"journal", `journal restore-test passed "restored hourly snapshot to staging"`, "record a restore test; with no arguments, list the journal", (*Handlers).journal},
 	}
 }

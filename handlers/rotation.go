@@ -30,6 +30,7 @@ type Rotation interface {
 	Journal(ctx context.Context, p policy.Person, kind, outcome, notes string) (rotation.JournalEntry, error)
 	JournalList(ctx context.Context, kind string, limit int) ([]rotation.JournalEntry, error)
 	Awaiting(ctx context.Context) ([]rotation.Rotation, error)
+	Drift(ctx context.Context) ([]rotation.Drift, error)
 }
 
 // Files sends a file to a person (the inventory's CSV export).
@@ -416,4 +417,34 @@ func (h *Handlers) securityHome(ctx context.Context) []access.Block {
 		blocks = append(blocks, access.Section("*Rotations awaiting confirmation*"), access.Section(strings.Join(lines, "\n")))
 	}
 	return blocks
+}
+
+// drift compares the registry with what Vault's custom_metadata says.
+func (h *Handlers) drift(ctx context.Context, r request) Result {
+	if !policy.PlatformSecurity(h.Config, r.Person) {
+		return h.refuse(r.Command, "drift", "not platform security", "The drift report is for Platform Security only.")
+	}
+	ds, err := h.Rotation.Drift(ctx)
+	if err != nil {
+		return h.accessRefusal(r.Command, r.Person, "drift", err)
+	}
+	var b strings.Builder
+	b.WriteString("*Registry vs Vault custom_metadata*\n")
+	if len(ds) == 0 {
+		b.WriteString("Every entry agrees with Vault.\n")
+	}
+	for _, d := range ds {
+		switch {
+		case d.Missing:
+			fmt.Fprintf(&b, "• `%s`: not in Vault\n", Code(d.Secret))
+		case d.Err != "":
+			fmt.Fprintf(&b, "• `%s`: could not read Vault: %s\n", Code(d.Secret), Escape(d.Err))
+		default:
+			for k, v := range d.Fields {
+				fmt.Fprintf(&b, "• `%s` %s: registry `%s`, Vault `%s`\n", Code(d.Secret), Code(k), Code(v[0]), Code(v[1]))
+			}
+		}
+	}
+	return Result{Replies: []outbox.Message{reply(r.Command, b.String())},
+		Audit: []audit.Event{{Actor: r.Person.SlackID, Action: "drift.read", Outcome: audit.OK}}}
 }

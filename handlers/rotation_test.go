@@ -60,6 +60,9 @@ func (f *fakeRotation) JournalList(context.Context, string, int) ([]rotation.Jou
 	return []rotation.JournalEntry{{ID: "JAAAAAAA1", Kind: "restore-test", Outcome: "passed", Notes: "<!here> ok"}}, nil
 }
 func (f *fakeRotation) Awaiting(context.Context) ([]rotation.Rotation, error) { return nil, nil }
+func (f *fakeRotation) Drift(context.Context) ([]rotation.Drift, error) {
+	return []rotation.Drift{{Secret: "db", Fields: map[string][2]string{"owner_team": {"payments", "someone-else"}}}, {Secret: "gone", Missing: true}}, nil
+}
 
 type fakeFiles struct{ sent []string }
 
@@ -121,6 +124,12 @@ func TestRotationCommands(t *testing.T) {
 	}
 	if got := run("journal"); !strings.Contains(got, "&lt;!here&gt; ok") {
 		t.Errorf("journal list must escape notes: %q", got)
+	}
+	if got := run("drift"); !strings.Contains(got, "registry `payments`, Vault `someone-else`") || !strings.Contains(got, "`gone`: not in Vault") {
+		t.Errorf("drift: %q", got)
+	}
+	if r := h.Command(ctx, Command{UserID: "U1", Text: "drift"}); !strings.Contains(r.Replies[0].Text, "Platform Security only") {
+		t.Errorf("drift by a non-member: %q", r.Replies[0].Text)
 	}
 	h.Click(ctx, Click{UserID: "U2", ActionID: rotation.ActionProduction, Value: "RAAAAAAA1", ChannelID: "CSEC"})
 	if got := fr.calls[len(fr.calls)-1]; got != "confirm RAAAAAAA1 production" {
