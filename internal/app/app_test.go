@@ -14,6 +14,10 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/secretbot/secretbot/handlers"
+	"github.com/secretbot/secretbot/internal/config"
+	"github.com/secretbot/secretbot/internal/store"
 )
 
 func TestSubcommandsAndExitCodes(t *testing.T) {
@@ -175,5 +179,46 @@ func TestFatalOpenErrors(t *testing.T) {
 	defer cancel()
 	if err := s.run(ctx); err != nil || tries < 2 {
 		t.Errorf("transient errors: run = %v after %d tries", err, tries)
+	}
+}
+
+func TestPastedValueHeldInMemoryOnly(t *testing.T) {
+	ctx := context.Background()
+	db, err := store.Open(ctx, t.TempDir()+"/bot.db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	in := &inbox{db: db, log: slog.New(slog.NewTextHandler(io.Discard, nil)), metrics: newAppMetrics(), now: time.Now,
+		handlers: &handlers.Handlers{}, queue: make(chan int64, 4)}
+	env := envelope{Type: "interactive", EnvelopeID: "e1", Payload: json.RawMessage(
+		`{"type":"view_submission","user":{"id":"U1"},"view":{"callback_id":"rotate_value_modal","state":{"values":{"value":{"value":{"type":"plain_text_input","value":"sk_test_pasted"}}}}}}`)}
+	// Validation needs no Slack here: the value is present, the modal valid.
+	in.handlers.Config = &config.Config{}
+	if _, _, err := in.accept(ctx, env); err != nil {
+		t.Fatal(err)
+	}
+	ids, _ := db.InboxPending(ctx, time.Now().Add(time.Minute), 10)
+	e, err := db.InboxGet(ctx, ids[0])
+	if err != nil || strings.Contains(string(e.Payload), "sk_test_pasted") {
+		t.Fatalf("stored payload %s (%v)", e.Payload, err)
+	}
+	if v, ok := in.values.Load("e1"); !ok || v != "sk_test_pasted" {
+		t.Fatalf("value not held for the worker: %v", v)
+	}
+	// A redelivery while the first is pending keeps the held value.
+	if _, _, err := in.accept(ctx, env); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := in.values.Load("e1"); !ok {
+		t.Fatal("a redelivery dropped the pending entry's value")
+	}
+	// Once consumed, a late redelivery must not leave the value in memory.
+	in.values.Delete("e1")
+	if _, _, err := in.accept(ctx, env); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := in.values.Load("e1"); ok {
+		t.Fatal("a late redelivery left a secret in memory")
 	}
 }

@@ -69,8 +69,11 @@ func (in *inbox) accept(ctx context.Context, env envelope) (json.RawMessage, fun
 		}
 	}
 	payload, value := sanitize(env.Payload)
+	held := false // the value was already held for an earlier delivery
 	if value != "" {
-		in.values.Store(key, value)
+		// Held before the entry is stored, so no worker can see the entry
+		// without its value.
+		_, held = in.values.LoadOrStore(key, value)
 	}
 	id, inserted, err := in.db.InboxPut(ctx, store.InboxEntry{
 		DedupKey:   key,
@@ -80,6 +83,9 @@ func (in *inbox) accept(ctx context.Context, env envelope) (json.RawMessage, fun
 		ReceivedAt: in.now(),
 		State:      "pending",
 	})
+	if value != "" && !held && (err != nil || !inserted) {
+		in.values.Delete(key) // nothing will consume it: do not keep a secret in memory
+	}
 	if err != nil {
 		return nil, nil, err
 	}
