@@ -24,25 +24,42 @@ import (
 // The adapters below fit the integrations and the store to the ports the
 // domain declares; they translate types and errors, nothing more.
 
-// accessStore runs access transactions on the store, with audit events
-// chained and owed messages enqueued in the same transaction.
-type accessStore struct {
+// ledger is the store with the audit log and clock that every domain
+// transaction writes through: state, audit events and owed messages commit
+// together.
+type ledger struct {
 	db    *store.DB
 	audit *audit.Log
 	now   func() time.Time
 }
 
-func (s accessStore) InTx(ctx context.Context, fn func(access.Tx) error) error {
-	return s.db.InTx(ctx, func(tx *store.Tx) error {
-		return fn(accessTx{tx: tx, audit: s.audit, now: s.now})
-	})
-}
-
-type accessTx struct {
+// txBase is one transaction of the ledger: the Audit and Send every domain
+// port needs.
+type txBase struct {
 	tx    *store.Tx
 	audit *audit.Log
 	now   func() time.Time
 }
+
+func (l ledger) base(tx *store.Tx) txBase { return txBase{tx: tx, audit: l.audit, now: l.now} }
+
+func (t txBase) Audit(ctx context.Context, e audit.Event) error {
+	_, err := t.audit.Append(ctx, t.tx, e)
+	return err
+}
+
+func (t txBase) Send(ctx context.Context, m outbox.Message) error {
+	return enqueue(ctx, t.tx, m, t.now())
+}
+
+// accessStore runs access transactions on the ledger.
+type accessStore struct{ ledger }
+
+func (s accessStore) InTx(ctx context.Context, fn func(access.Tx) error) error {
+	return s.db.InTx(ctx, func(tx *store.Tx) error { return fn(accessTx{s.base(tx)}) })
+}
+
+type accessTx struct{ txBase }
 
 func (t accessTx) GrantInsert(ctx context.Context, g access.Grant) error {
 	return storeErr(t.tx.GrantInsert(ctx, g))
@@ -63,15 +80,6 @@ func (t accessTx) GrantsByState(ctx context.Context, states ...access.State) ([]
 
 func (t accessTx) GrantsByRequester(ctx context.Context, id string, states ...access.State) ([]access.Grant, error) {
 	return t.tx.GrantsByRequester(ctx, id, states...)
-}
-
-func (t accessTx) Audit(ctx context.Context, e audit.Event) error {
-	_, err := t.audit.Append(ctx, t.tx, e)
-	return err
-}
-
-func (t accessTx) Send(ctx context.Context, m outbox.Message) error {
-	return enqueue(ctx, t.tx, m, t.now())
 }
 
 func storeErr(err error) error {

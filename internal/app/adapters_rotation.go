@@ -10,32 +10,24 @@ import (
 	slackint "github.com/secretbot/secretbot/integrations/slack"
 	"github.com/secretbot/secretbot/integrations/vault"
 	"github.com/secretbot/secretbot/internal/access"
-	"github.com/secretbot/secretbot/internal/audit"
 	"github.com/secretbot/secretbot/internal/outbox"
 	"github.com/secretbot/secretbot/internal/rotation"
 	"github.com/secretbot/secretbot/internal/schedule"
 	"github.com/secretbot/secretbot/internal/store"
 )
 
-// rotationStore runs rotation transactions on the store.
-type rotationStore struct {
-	db    *store.DB
-	audit *audit.Log
-	now   func() time.Time
-}
+// rotationStore runs rotation transactions on the ledger.
+type rotationStore struct{ ledger }
 
 func (s rotationStore) InTx(ctx context.Context, fn func(rotation.Tx) error) error {
-	return s.db.InTx(ctx, func(tx *store.Tx) error {
-		return fn(rotationTx{Tx: tx, audit: s.audit, now: s.now})
-	})
+	return s.db.InTx(ctx, func(tx *store.Tx) error { return fn(rotationTx{Tx: tx, txBase: s.base(tx)}) })
 }
 
 // rotationTx is a store transaction seen by the rotation domain; the store's
 // own errors become the domain's.
 type rotationTx struct {
 	*store.Tx
-	audit *audit.Log
-	now   func() time.Time
+	txBase
 }
 
 func rotationErr(err error) error {
@@ -76,15 +68,6 @@ func (t rotationTx) RotationUpdate(ctx context.Context, r rotation.Rotation, fro
 
 func (t rotationTx) JournalAdd(ctx context.Context, e rotation.JournalEntry) error {
 	return rotationErr(t.Tx.JournalAdd(ctx, e))
-}
-
-func (t rotationTx) Audit(ctx context.Context, e audit.Event) error {
-	_, err := t.audit.Append(ctx, t.Tx, e)
-	return err
-}
-
-func (t rotationTx) Send(ctx context.Context, m outbox.Message) error {
-	return enqueue(ctx, t.Tx, m, t.now())
 }
 
 // kvStore adapts Vault's KV v2 to the rotation domain.
@@ -178,24 +161,15 @@ func (g grantsReader) Since(ctx context.Context, t time.Time) ([]access.Grant, e
 	return out, nil
 }
 
-// scheduleStore runs the scheduler's transactions.
-type scheduleStore struct {
-	db    *store.DB
-	audit *audit.Log
-	now   func() time.Time
-}
+// scheduleStore runs the scheduler's transactions on the ledger.
+type scheduleStore struct{ ledger }
 
 func (s scheduleStore) InTx(ctx context.Context, fn func(schedule.Tx) error) error {
-	return s.db.InTx(ctx, func(tx *store.Tx) error {
-		return fn(scheduleTx{tx: tx, audit: s.audit, now: s.now})
-	})
+	return s.db.InTx(ctx, func(tx *store.Tx) error { return fn(scheduleTx{s.base(tx)}) })
 }
 
-type scheduleTx struct {
-	tx    *store.Tx
-	audit *audit.Log
-	now   func() time.Time
-}
+// scheduleTx sends with a dedup key (its Send shadows the base one).
+type scheduleTx struct{ txBase }
 
 func (t scheduleTx) MetaGet(ctx context.Context, key string) (string, bool, error) {
 	return t.tx.MetaGet(ctx, key)
@@ -212,11 +186,6 @@ func (t scheduleTx) Send(ctx context.Context, m outbox.Message, dedupKey string)
 	}
 	now := t.now()
 	_, err = t.tx.OutboxAdd(ctx, store.OutboxMessage{DedupKey: dedupKey, Body: b, State: "pending", NextAttempt: now, CreatedAt: now})
-	return err
-}
-
-func (t scheduleTx) Audit(ctx context.Context, e audit.Event) error {
-	_, err := t.audit.Append(ctx, t.tx, e)
 	return err
 }
 

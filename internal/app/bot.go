@@ -110,8 +110,9 @@ func runBot(ctx context.Context, path string, dryRun bool, getenv func(string) s
 
 	now := time.Now
 	auditLog := audit.New([]byte(cfg.Creds.AuditKey), now)
+	led := ledger{db: db, audit: auditLog, now: now}
 	svc := &access.Service{
-		Config: cfg, Store: accessStore{db: db, audit: auditLog, now: now}, Vault: vaultGrants{vc},
+		Config: cfg, Store: accessStore{led}, Vault: vaultGrants{vc},
 		Messenger: messenger{sl}, Directory: sl, Now: now, Log: log, DryRun: dryRun,
 	}
 	h := &handlers.Handlers{Config: cfg, Directory: sl, Access: svc, Views: views{sl}, Audit: auditReader{db}, Log: log, Now: now}
@@ -120,8 +121,8 @@ func runBot(ctx context.Context, path string, dryRun bool, getenv func(string) s
 		svc.OnCall = onCallPD{pd: pd, cfg: cfg}
 	}
 	rot := &rotation.Service{
-		Config: cfg, Store: rotationStore{db: db, audit: auditLog, now: now}, KV: kvStore{vc},
-		Directory: sl, Grants: grantsReader{accessStore{db: db, audit: auditLog, now: now}}, Messenger: messenger{sl},
+		Config: cfg, Store: rotationStore{led}, KV: kvStore{vc},
+		Directory: sl, Grants: grantsReader{accessStore{led}}, Messenger: messenger{sl},
 		People: people{sl: sl}, Now: now, Log: log,
 	}
 	h.Rotation, h.Files, h.Groups = rot, sl, sl
@@ -130,8 +131,8 @@ func runBot(ctx context.Context, path string, dryRun bool, getenv func(string) s
 		rot.People = people{sl: sl, pd: e.pagerDuty()}
 	}
 	sched := &schedule.Scheduler{
-		Now: now, Store: scheduleStore{db: db, audit: auditLog, now: now}, Inventory: inventoryView{rot},
-		Grants: grantsReader{accessStore{db: db, audit: auditLog, now: now}}, Directory: sl,
+		Now: now, Store: scheduleStore{led}, Inventory: inventoryView{rot},
+		Grants: grantsReader{accessStore{led}}, Directory: sl,
 		Config: schedule.ConfigFrom(cfg), Log: log,
 	}
 	dl := newDeliverer(db, sl, log, e.metrics, now)
