@@ -106,6 +106,9 @@ func runBackup(ctx context.Context, configPath, dst string, force bool, getenv f
 	if err != nil {
 		return err
 	}
+	if err := backupTarget(dst, cfg.Storage.Path); err != nil {
+		return err
+	}
 	db, err := store.OpenReadOnly(ctx, cfg.Storage.Path)
 	if err != nil {
 		return fmt.Errorf("no database to back up at %s (storage.path): %w", cfg.Storage.Path, err)
@@ -117,6 +120,36 @@ func runBackup(ctx context.Context, configPath, dst string, force bool, getenv f
 	}
 	out := logging.NewRedactor(cfg.Creds.AuditKey).Writer(stdout)
 	fmt.Fprintf(out, "backup written and checked (integrity ok, audit chain ok)\n  %s\n", rep)
+	return nil
+}
+
+// backupTarget refuses a target that is a directory or one of the
+// database's own files: with --force, the copy would replace the live
+// database under the running bot.
+func backupTarget(dst, dbPath string) error {
+	if fi, err := os.Stat(dst); err == nil && fi.IsDir() {
+		return &usageError{fmt.Sprintf("%s is a directory; give the backup's file name, e.g. %s", dst,
+			filepath.Join(dst, store.BackupName(time.Now())))}
+	}
+	abs := func(p string) string {
+		a, err := filepath.Abs(p)
+		if err != nil {
+			return filepath.Clean(p)
+		}
+		return a
+	}
+	target := abs(dst)
+	for _, own := range []string{dbPath, dbPath + "-wal", dbPath + "-shm", store.LockPath(dbPath)} {
+		same := target == abs(own)
+		if a, err := os.Stat(dst); err == nil {
+			if b, err := os.Stat(own); err == nil && os.SameFile(a, b) {
+				same = true
+			}
+		}
+		if same {
+			return &usageError{fmt.Sprintf("%s is the database's own file (storage.path %s); back up to another file", dst, dbPath)}
+		}
+	}
 	return nil
 }
 

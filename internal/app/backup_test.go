@@ -153,6 +153,23 @@ func TestBackupCommand(t *testing.T) {
 		t.Errorf("backup --force: exit %d:\n%s", code, out)
 	}
 
+	// Never onto the database itself (--force would replace it under the bot).
+	link := filepath.Join(w.dir, "link.db")
+	if err := os.Symlink(w.db, link); err != nil {
+		t.Fatal(err)
+	}
+	for _, target := range []string{w.db, w.db + "-wal", link, filepath.Join(w.dir, "data", "..", "data", "secretbot.db")} {
+		if out, code := w.run("backup", "--force", target); code != ExitUsage || !strings.Contains(out, "the database's own file") {
+			t.Errorf("backup --force onto %s: exit %d, want 2 and a refusal:\n%s", target, code, out)
+		}
+	}
+	if events(t, w.db) != 7 {
+		t.Fatal("the database changed")
+	}
+	if out, code := w.run("backup", "--force", filepath.Dir(dst)); code != ExitUsage || !strings.Contains(out, "is a directory") {
+		t.Errorf("backup onto a directory: exit %d:\n%s", code, out)
+	}
+
 	// A database whose audit chain is broken gives no backup.
 	raw, err := sql.Open("sqlite", "file:"+w.db)
 	if err != nil {
