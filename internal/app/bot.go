@@ -76,6 +76,13 @@ func runBot(ctx context.Context, path string, dryRun bool, getenv func(string) s
 		}
 	}
 
+	// One bot per database file, and no restore under a running bot.
+	lock, err := store.TryLock(cfg.Storage.Path)
+	if err != nil {
+		return fmt.Errorf("%w: another secretbot runs on this database; stop it, or give this one its own storage.path", err)
+	}
+	defer lock.Release()
+
 	ln, err := listen(cfg.Ops.Listen)
 	if err != nil {
 		return fmt.Errorf("ops listener: %w", err)
@@ -205,6 +212,10 @@ func runBot(ctx context.Context, path string, dryRun bool, getenv func(string) s
 	var delivering sync.WaitGroup
 	delivering.Go(func() { dl.run(deliverCtx, stopDeliver) })
 	bg.Go(func() { cp.daily(runCtx, dl.wake) })
+	if cfg.Backup.Enabled() {
+		bu := newBackupper(db, cfg, log, e.metrics, now, dl.wake)
+		bg.Go(func() { bu.run(runCtx) })
+	}
 	bg.Go(func() { sweep(runCtx, svc, 2*time.Second, log, dl.wake) })
 	sched.Wake = dl.wake
 	bg.Go(func() { sched.Run(runCtx) })

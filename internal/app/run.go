@@ -69,6 +69,10 @@ Usage:
   secretbot check [--config PATH]       make one harmless call to each integration
   secretbot audit verify [--config PATH] [--checkpoint SEQ:HASH]
                                         verify the hash-chained audit log
+  secretbot backup [--config PATH] [--force] PATH
+                                        write a checked copy of the database, while the bot runs
+  secretbot restore [--config PATH] PATH
+                                        put a backup in place of the database (the bot stopped)
   secretbot version                     print the version
 
 Every subcommand takes --help. The configuration file defaults to
@@ -133,6 +137,27 @@ func dispatch(ctx context.Context, args []string, getenv func(string) string, st
 			checkpoint = &c
 		}
 		return runAuditVerify(ctx, *configPath, checkpoint, getenv, stdout)
+	case "backup":
+		fs, configPath := pathFlags("backup", "write a consistent copy of the live database to PATH and check it (integrity, audit chain); the bot may keep running.\n"+
+			"PATH must not exist unless --force; the copy is not encrypted: keep it on encrypted storage", getenv, stdout)
+		force := fs.Bool("force", false, "replace PATH if it exists")
+		if err := fs.Parse(args); err != nil {
+			return flagErr(err)
+		}
+		if fs.NArg() != 1 {
+			return &usageError{fmt.Sprintf("usage: secretbot backup [--config PATH] [--force] PATH (flags before PATH); got %q", fs.Args())}
+		}
+		return runBackup(ctx, *configPath, fs.Arg(0), *force, getenv, stdout)
+	case "restore":
+		fs, configPath := pathFlags("restore", "replace the database (storage.path) with the backup at PATH after checking it; refused while the bot runs.\n"+
+			"The current database is kept as <storage.path>.before-restore-<time>", getenv, stdout)
+		if err := fs.Parse(args); err != nil {
+			return flagErr(err)
+		}
+		if fs.NArg() != 1 {
+			return &usageError{fmt.Sprintf("usage: secretbot restore [--config PATH] PATH (flags before PATH); got %q", fs.Args())}
+		}
+		return runRestore(ctx, *configPath, fs.Arg(0), getenv, stdout)
 	case "version":
 		fmt.Fprintf(stdout, "secretbot %s (%s)\n", version, runtime.Version())
 		return nil
