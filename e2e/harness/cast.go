@@ -1,11 +1,13 @@
 package harness
 
 import (
+	"testing"
 	"time"
 
 	"github.com/secretbot/secretbot/e2e/fakejira"
 	"github.com/secretbot/secretbot/e2e/fakepd"
 	"github.com/secretbot/secretbot/e2e/fakeslack"
+	"github.com/secretbot/secretbot/e2e/vaulttest"
 )
 
 // Person is someone seeded in every harness, in the systems they appear in.
@@ -52,7 +54,7 @@ const (
 	FieldExpiry        = "customfield_10053"
 )
 
-func (h *Harness) seed() {
+func (h *Harness) seed(vault bool) {
 	for _, p := range []Person{Alice, Bob, Sam, Carol, Dave, Eve, Paula} {
 		h.Slack.AddUser(fakeslack.User{ID: p.Slack, Name: p.Name, Email: p.Email})
 	}
@@ -73,8 +75,18 @@ func (h *Harness) seed() {
 	for _, p := range []Person{Alice, Bob, Sam} {
 		h.Jira.AddUser(jiraUser(p))
 	}
+	if vault {
+		SeedVault(h.t, h.Vault)
+	}
+}
+
+// SeedVault gives the people who may hold entity-group grants (Alice, Bob,
+// Sam) their Vault identities. Start does it for a Vault of its own; a
+// Vault shared through Options.Vault is seeded once by its owner.
+func SeedVault(t testing.TB, v *vaulttest.Vault) {
+	t.Helper()
 	for _, p := range []Person{Alice, Bob, Sam} {
-		h.Vault.AddPerson(h.t, p.Email)
+		v.AddPerson(t, p.Email)
 	}
 }
 

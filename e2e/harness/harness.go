@@ -44,6 +44,9 @@ type Options struct {
 	NoWait bool
 	// ReadyTimeout bounds WaitReady (default 30s).
 	ReadyTimeout time.Duration
+	// Vault, when set, is used instead of a Vault of the harness's own (one
+	// Vault shared by many harnesses, seeded once with SeedVault).
+	Vault *vaulttest.Vault
 }
 
 // Harness is one bot and the world around it.
@@ -82,7 +85,7 @@ func Start(t testing.TB, opts Options) *Harness {
 		Slack:        fakeslack.New(t, slackOpts...),
 		PD:           fakepd.New(t, fakepd.WithToken("pd-test-"+tok)),
 		Jira:         fakejira.New(t, fakejira.WithBasic("secretbot@lumi.test", "jira-test-"+tok), fakejira.WithPAT("jira-test-pat-"+tok)),
-		Vault:        vaulttest.Start(t),
+		Vault:        opts.Vault,
 		Dir:          t.TempDir(),
 		t:            t,
 		readyTimeout: opts.ReadyTimeout,
@@ -90,10 +93,14 @@ func Start(t testing.TB, opts Options) *Harness {
 	if h.readyTimeout == 0 {
 		h.readyTimeout = 30 * time.Second
 	}
+	shared := h.Vault != nil
+	if !shared {
+		h.Vault = vaulttest.Start(t)
+	}
 	h.ConfigPath = filepath.Join(h.Dir, "secretbot.yaml")
 	h.DBPath = filepath.Join(h.Dir, "data", "secretbot.db")
 	h.OpsAddr = freeAddr(t)
-	h.seed()
+	h.seed(!shared)
 	h.env = h.baseEnv(opts)
 	for k, v := range opts.Env {
 		h.SetEnv(k, v)

@@ -8,6 +8,8 @@ import (
 	"unicode/utf8"
 
 	jira "github.com/andygrunwald/go-jira"
+
+	"github.com/secretbot/secretbot/internal/crash"
 )
 
 const (
@@ -38,6 +40,8 @@ const (
 // project), ErrUnavailable with RetryAfter, or a 400 whose Detail names the
 // field Jira refused (e.g. "issuetype: Specify a valid issue type").
 func (c *Client) CreateIssue(ctx context.Context, summary, description string) (string, error) {
+	crash.Point("jira.create_issue.before")
+	defer crash.Point("jira.create_issue.after")
 	if !c.enabled || c.project == "" {
 		return "", ErrNotConfigured
 	}

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	jira "github.com/andygrunwald/go-jira"
+
+	"github.com/secretbot/secretbot/internal/crash"
 )
 
 // Ticket is what secretbot needs from an access-request ticket.
@@ -88,6 +90,8 @@ func (t Ticket) Missing() []string {
 // an *Error matching ErrNotFound when Jira has no such ticket or the bot may
 // not see it; any other *Error means Jira could not answer (fail closed).
 func (c *Client) Ticket(ctx context.Context, key string) (Ticket, error) {
+	crash.Point("jira.ticket.before")
+	defer crash.Point("jira.ticket.after")
 	if !c.enabled {
 		return Ticket{}, ErrNotConfigured
 	}

@@ -10,6 +10,8 @@ import (
 	"unicode/utf8"
 
 	jira "github.com/andygrunwald/go-jira"
+
+	"github.com/secretbot/secretbot/internal/crash"
 )
 
 // MaxCommentLength bounds a comment body (Jira's own limit is 32767).
@@ -23,6 +25,8 @@ const MaxCommentLength = 32000
 // over-long body; an *Error (ErrNotFound, ErrCredentialsRejected,
 // ErrUnavailable with RetryAfter) otherwise.
 func (c *Client) AddComment(ctx context.Context, key, body string) error {
+	crash.Point("jira.comment.before")
+	defer crash.Point("jira.comment.after")
 	if !c.enabled {
 		return ErrNotConfigured
 	}

@@ -11,6 +11,8 @@ import (
 	"strings"
 
 	"github.com/PagerDuty/go-pagerduty"
+
+	"github.com/secretbot/secretbot/internal/crash"
 )
 
 // Incident is what secretbot needs to know about a PagerDuty incident.
@@ -75,6 +77,8 @@ func ParseIncidentRef(ref string) (string, error) {
 // when there is no such incident; any other *Error means PagerDuty could not
 // answer (fail closed).
 func (c *Client) Incident(ctx context.Context, ref string) (Incident, error) {
+	crash.Point("pagerduty.incident.before")
+	defer crash.Point("pagerduty.incident.after")
 	if !c.enabled {
 		return Incident{}, ErrNotConfigured
 	}

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/PagerDuty/go-pagerduty"
+
+	"github.com/secretbot/secretbot/internal/crash"
 )
 
 // maxPages bounds pagination: a runaway "more": true must not loop forever.
@@ -46,6 +48,8 @@ type OnCallEntry struct {
 // PagerDuty could not answer (fail closed). OnCall false with a nil error is
 // a definite "not on call".
 func (c *Client) OnCallStatus(ctx context.Context, email string) (OnCallStatus, error) {
+	crash.Point("pagerduty.oncall.before")
+	defer crash.Point("pagerduty.oncall.after")
 	if !c.enabled {
 		return OnCallStatus{}, ErrNotConfigured
 	}

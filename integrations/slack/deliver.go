@@ -10,6 +10,7 @@ import (
 
 	slackgo "github.com/slack-go/slack"
 
+	"github.com/secretbot/secretbot/internal/crash"
 	"github.com/secretbot/secretbot/internal/outbox"
 )
 
@@ -87,7 +88,10 @@ func (c *Client) Deliver(ctx context.Context, m outbox.Message) (ts string, err 
 		return "", err
 	}
 	if op == opRespond {
-		return "", c.respond(ctx, m, blocks)
+		crash.Point("slack.respond.before")
+		err = c.respond(ctx, m, blocks)
+		crash.Point("slack.respond.after")
+		return "", err
 	}
 	opts := []slackgo.MsgOption{slackgo.MsgOptionText(m.Text, false), slackgo.MsgOptionBlocks(blocks...)}
 	if m.Thread != "" && m.Kind != outbox.Update {
@@ -99,11 +103,17 @@ func (c *Client) Deliver(ctx context.Context, m outbox.Message) (ts string, err 
 	}
 	switch m.Kind {
 	case outbox.Post, outbox.DM:
+		crash.Point("slack.post_message.before")
 		_, ts, err = c.api.PostMessageContext(ctx, m.Target, opts...)
+		crash.Point("slack.post_message.after")
 	case outbox.Ephemeral:
+		crash.Point("slack.post_ephemeral.before")
 		ts, err = c.api.PostEphemeralContext(ctx, m.Target, m.User, opts...)
+		crash.Point("slack.post_ephemeral.after")
 	case outbox.Update:
+		crash.Point("slack.update_message.before")
 		_, ts, _, err = c.api.UpdateMessageContext(ctx, m.Target, m.TS, opts...)
+		crash.Point("slack.update_message.after")
 	}
 	if err != nil {
 		return "", c.deliveryError(op, err)

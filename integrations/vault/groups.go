@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"github.com/hashicorp/vault/api"
+
+	"github.com/secretbot/secretbot/internal/crash"
 )
 
 // Entity-group delivery: the requester's own Vault entity (found through its
@@ -83,7 +85,10 @@ func (c *Client) JoinGroup(ctx context.Context, group string, policies []string,
 	if len(meta) > 0 {
 		data["metadata"] = meta
 	}
-	if _, err := c.api.Logical().WriteWithContext(ctx, "identity/group", data); err != nil {
+	crash.Point("vault.join_group.before")
+	_, err = c.api.Logical().WriteWithContext(ctx, "identity/group", data)
+	crash.Point("vault.join_group.after")
+	if err != nil {
 		return c.fail(ctx, "create group "+group, err)
 	}
 	return nil
@@ -100,7 +105,9 @@ func (c *Client) DeleteGroup(ctx context.Context, group string) error {
 	if err := c.ensureToken(ctx); err != nil {
 		return err
 	}
+	crash.Point("vault.delete_group.before")
 	_, err := c.api.Logical().DeleteWithContext(ctx, groupPath(group))
+	crash.Point("vault.delete_group.after")
 	if err == nil || isStatus(err, http.StatusNotFound) {
 		return nil
 	}

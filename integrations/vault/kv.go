@@ -13,6 +13,8 @@ import (
 	"unicode"
 
 	"github.com/hashicorp/vault/api"
+
+	"github.com/secretbot/secretbot/internal/crash"
 )
 
 // KV v2 secrets (inventory and rotation). Every call here is allowed by
@@ -122,7 +124,9 @@ func (c *Client) Write(ctx context.Context, mount, path string, value map[string
 	if err := c.ensureToken(ctx); err != nil {
 		return 0, err
 	}
+	crash.Point("vault.kv_write.before")
 	s, err := c.api.KVv2(mount).Put(ctx, path, data, api.WithCheckAndSet(cas))
+	crash.Point("vault.kv_write.after")
 	if err != nil {
 		if hasMessage(err, http.StatusBadRequest, "check-and-set parameter did not match") {
 			detail := fmt.Sprintf("%s/%s is no longer at version %d: it was written by someone else since it was read; nothing was written", mount, path, cas)
@@ -198,6 +202,8 @@ func (c *Client) Read(ctx context.Context, mount, path string, version int) (map
 // error; plain errors for invalid arguments.
 func (c *Client) Destroy(ctx context.Context, mount, path string, version int) error {
 	return c.versionOp(ctx, "destroy", mount, path, version, func(kv *api.KVv2, path string) error {
+		crash.Point("vault.kv_destroy.before")
+		defer crash.Point("vault.kv_destroy.after")
 		return kv.Destroy(ctx, path, []int{version})
 	})
 }
@@ -270,7 +276,9 @@ func (c *Client) PatchMetadata(ctx context.Context, mount, path string, custom m
 	if err := c.ensureToken(ctx); err != nil {
 		return err
 	}
+	crash.Point("vault.kv_patch_metadata.before")
 	err = c.api.KVv2(mount).PatchMetadata(ctx, path, api.KVMetadataPatchInput{CustomMetadata: cm})
+	crash.Point("vault.kv_patch_metadata.after")
 	if err != nil {
 		e := c.kvFail(ctx, op, err, nil)
 		if errors.Is(e, ErrNotFound) {

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/vault/api"
+
+	"github.com/secretbot/secretbot/internal/crash"
 )
 
 // IssueRequest describes one grant token.
@@ -116,6 +118,7 @@ func (c *Client) IssueWrapped(ctx context.Context, req IssueRequest) (WrappedTok
 	})
 	renewable := false
 	start := c.now()
+	crash.Point("vault.issue_wrapped.before")
 	secret, err := wc.Auth().Token().CreateWithRoleWithContext(ctx, &api.TokenCreateRequest{
 		Policies:       req.Policies,
 		Metadata:       req.Metadata,
@@ -124,6 +127,7 @@ func (c *Client) IssueWrapped(ctx context.Context, req IssueRequest) (WrappedTok
 		Renewable:      &renewable,
 		DisplayName:    req.DisplayName,
 	}, role)
+	crash.Point("vault.issue_wrapped.after")
 	if err != nil {
 		werr := c.fail(ctx, "create token with role "+role, err)
 		if hasMessage(err, http.StatusBadRequest, "allowed policies") {
@@ -175,7 +179,9 @@ func (c *Client) RevokeAccessor(ctx context.Context, accessor string) error {
 	if err := c.ensureToken(ctx); err != nil {
 		return err
 	}
+	crash.Point("vault.revoke_accessor.before")
 	err := c.api.Auth().Token().RevokeAccessorWithContext(ctx, accessor)
+	crash.Point("vault.revoke_accessor.after")
 	if err == nil || isGone(err) {
 		return nil
 	}
@@ -196,7 +202,9 @@ func (c *Client) LookupAccessor(ctx context.Context, accessor string) (TokenInfo
 	if err := c.ensureToken(ctx); err != nil {
 		return TokenInfo{}, err
 	}
+	crash.Point("vault.lookup_accessor.before")
 	secret, err := c.api.Auth().Token().LookupAccessorWithContext(ctx, accessor)
+	crash.Point("vault.lookup_accessor.after")
 	if err != nil {
 		if isGone(err) {
 			return TokenInfo{}, &Error{Op: "lookup accessor", StatusCode: http.StatusBadRequest, Detail: "no token with this accessor", kind: ErrNotFound}

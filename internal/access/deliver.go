@@ -46,7 +46,7 @@ func (s *Service) Deliver(ctx context.Context, grantID string) error {
 		if !g.ExpiresAt.IsZero() && !now.Before(g.ExpiresAt) {
 			return nil // over before it was delivered: Sweep ends it
 		}
-		if !g.RevokePending && now.Sub(g.IssuedAt) < deliverLease {
+		if !g.RevokePending && now.Sub(g.IssuedAt) < s.deliverLease() {
 			return fmt.Errorf("access: delivery of %s is in progress (issued %s ago); try again later", g.ID, now.Sub(g.IssuedAt).Round(time.Second))
 		}
 		// Issued but never confirmed delivered: take the token back, then

@@ -8,6 +8,7 @@ import (
 
 	"github.com/secretbot/secretbot/internal/access"
 	"github.com/secretbot/secretbot/internal/access/accesstest"
+	"github.com/secretbot/secretbot/internal/config"
 )
 
 func TestDeliverWrappedToken(t *testing.T) {
@@ -168,6 +169,27 @@ func TestDeliverAfterCrashBeforeDM(t *testing.T) {
 	}
 	toks := e.vault.Tokens()
 	if len(toks) != 2 || toks[0].Alive || !toks[1].Alive || len(e.msgr.Sent()) != 1 {
+		t.Fatalf("tokens %+v sent %d", toks, len(e.msgr.Sent()))
+	}
+}
+
+// vault.delivery_lease sets how long an unconfirmed delivery is waited for.
+func TestDeliverLeaseFromConfig(t *testing.T) {
+	e := newEnv(t)
+	e.svc.Config.Vault.DeliveryLease = config.Duration(5 * time.Second)
+	g := e.approvedPayments()
+	w, _ := e.vault.IssueWrapped(e.ctx, access.IssueRequest{TTL: time.Hour})
+	issued, _ := g.Issued(w, "", t0)
+	e.store.Put(issued)
+	e.clock.Set(t0.Add(4 * time.Second))
+	if err := e.deliver(g.ID); err == nil || !strings.Contains(err.Error(), "in progress") {
+		t.Fatalf("within the 5s lease: %v", err)
+	}
+	e.clock.Set(t0.Add(6 * time.Second))
+	if err := e.deliver(g.ID); err != nil {
+		t.Fatalf("after the 5s lease: %v", err)
+	}
+	if toks := e.vault.Tokens(); len(toks) != 2 || toks[0].Alive || !toks[1].Alive || len(e.msgr.Sent()) != 1 {
 		t.Fatalf("tokens %+v sent %d", toks, len(e.msgr.Sent()))
 	}
 }

@@ -52,11 +52,13 @@ func (s *Service) Request(ctx context.Context, p policy.Person, a RequestArgs, r
 	}
 
 	var dup *Grant
+	var refusal string
+	concluded := g
 	for attempt := 0; ; attempt++ {
 		g.ID = NewGrantID()
 		dup = nil
 		err = s.Store.InTx(ctx, func(tx Tx) error {
-			dup = nil
+			dup, refusal, concluded = nil, "", g
 			mine, err := tx.GrantsByRequester(ctx, p.SlackID, ActiveStates...)
 			if err != nil {
 				return err
@@ -73,7 +75,21 @@ func (s *Service) Request(ctx context.Context, p policy.Person, a RequestArgs, r
 			if err := tx.Audit(ctx, event(p.SlackID, ActRequested, audit.OK, g.Reason, g)); err != nil {
 				return err
 			}
-			return tx.Send(ctx, requesterMessage(g, "", true))
+			if err := tx.Send(ctx, requesterMessage(g, "", true)); err != nil {
+				return err
+			}
+			if len(g.Evidence) > 0 {
+				return nil
+			}
+			// Nothing to check: concluded with the insert, so that no crash
+			// can leave a request nobody is asked to decide.
+			ng, why, err := s.conclude(ctx, tx, g, sc)
+			if err != nil || ng.Version == g.Version {
+				refusal = why
+				return err
+			}
+			refusal, concluded = why, ng
+			return tx.GrantUpdate(ctx, ng, g.Version)
 		})
 		if !errors.Is(err, ErrConflict) || attempt >= 3 { // a conflict on insert: the id was taken
 			break
@@ -87,6 +103,8 @@ func (s *Service) Request(ctx context.Context, p policy.Person, a RequestArgs, r
 			Code(dup.ID), Code(dup.Scope), dup.State, dup.ID)
 		return Grant{}, s.auditRefusal(ctx, ue, event(p.SlackID, ActRequestRefused, audit.Refused, ue.Msg, Grant{ID: dup.ID, Scope: dup.Scope}))
 	}
+
+	g = concluded
 
 	// The checks, in parallel; results land one at a time, here.
 	results := s.runChecks(ctx, g)
@@ -110,12 +128,20 @@ func (s *Service) Request(ctx context.Context, p policy.Person, a RequestArgs, r
 			if r.incidentID != "" && r.ev.Status == EvidenceOK {
 				ng.Incident = r.incidentID
 			}
-			if !last && ng.ResponseURL != "" { // the outcome message follows the last one
-				if err := tx.Send(ctx, requesterMessage(ng, "", false)); err != nil {
-					return cur, false, err
+			if !last {
+				if ng.ResponseURL != "" { // the outcome message follows the last one
+					if err := tx.Send(ctx, requesterMessage(ng, "", false)); err != nil {
+						return cur, false, err
+					}
 				}
+				return ng, true, nil
 			}
-			return ng, true, nil
+			// The last result and the conclusion commit together: a crash
+			// cannot leave a request whose checks are done but whose card
+			// (or refusal, or approval) was never written.
+			var err error
+			ng, refusal, err = s.conclude(ctx, tx, ng, sc)
+			return ng, err == nil, err
 		})
 		if err != nil {
 			// The channel is buffered: the other checks finish without a
@@ -124,7 +150,10 @@ func (s *Service) Request(ctx context.Context, p policy.Person, a RequestArgs, r
 		}
 		g = landed
 	}
-	return s.concludeChecks(ctx, g, sc)
+	if refusal != "" {
+		return g, &UserError{Msg: "Refused: " + refusal + ". Nothing was granted.", Audited: true, Told: true}
+	}
+	return g, nil
 }
 
 func orBot(id string) string {
@@ -151,58 +180,47 @@ func refusalText(g Grant) string {
 	return strings.Join(parts, "; ")
 }
 
-func (s *Service) concludeChecks(ctx context.Context, g Grant, sc *config.Scope) (Grant, error) {
-	var refusal string
-	needsClick := hasEvidence(sc, config.EvidenceApproval)
-	g, err := s.change(ctx, g.ID, func(tx Tx, cur Grant) (Grant, bool, error) {
-		refusal = ""
-		if cur.State != StatePending {
-			return cur, false, nil // cancelled while checking
-		}
-		now := s.now()
-		if refusal = refusalText(cur); refusal != "" {
-			ng, err := cur.Fail("refused: "+refusal, now)
-			if err != nil {
-				return cur, false, err
-			}
-			if err := tx.Audit(ctx, event(cur.Requester, ActRefused, audit.Refused, refusal, ng)); err != nil {
-				return cur, false, err
-			}
-			final := ":x: *Refused*: " + Escape(refusal) + ". Nothing was granted."
-			return ng, true, tx.Send(ctx, requesterMessage(ng, final, false))
-		}
-		if needsClick {
-			ch := s.approvalsChannel()
-			if ch == "" {
-				return cur, false, errors.New("access: no approvals channel is configured (slack.approvals_channel or slack.security_channel)")
-			}
-			if err := tx.Audit(ctx, event(cur.Requester, ActChecksPassed, audit.OK, "waiting for an approver", cur)); err != nil {
-				return cur, false, err
-			}
-			if err := tx.Send(ctx, approvalCard(cur, sc, ch)); err != nil {
-				return cur, false, err
-			}
-			final := ":hourglass_flowing_sand: Checks passed. Waiting for an approver: " + peopleText(sc.Approvers) + "."
-			return cur, false, tx.Send(ctx, requesterMessage(cur, final, false))
-		}
-		ng, err := cur.AutoApprove(now)
+// conclude decides a pending grant whose checks are all in, inside tx: a
+// refusal fails it (refusal says why); a scope needing an approver's click
+// gets its approval card (the grant is returned as it was); otherwise it is
+// approved and its delivery queued. The caller writes the grant returned.
+func (s *Service) conclude(ctx context.Context, tx Tx, cur Grant, sc *config.Scope) (g Grant, refusal string, err error) {
+	now := s.now()
+	if refusal = refusalText(cur); refusal != "" {
+		ng, err := cur.Fail("refused: "+refusal, now)
 		if err != nil {
-			return cur, false, err
+			return cur, "", err
 		}
-		if err := tx.Audit(ctx, event(actorBot, ActApproved, audit.OK, "the evidence passed and the scope needs no approver click", ng)); err != nil {
-			return cur, false, err
+		if err := tx.Audit(ctx, event(cur.Requester, ActRefused, audit.Refused, refusal, ng)); err != nil {
+			return cur, "", err
 		}
-		if err := tx.Send(ctx, outbox.Message{Kind: outbox.DeliverGrant, Target: ng.ID}); err != nil {
-			return cur, false, err
+		final := ":x: *Refused*: " + Escape(refusal) + ". Nothing was granted."
+		return ng, refusal, tx.Send(ctx, requesterMessage(ng, final, false))
+	}
+	if hasEvidence(sc, config.EvidenceApproval) {
+		ch := s.approvalsChannel()
+		if ch == "" {
+			return cur, "", errors.New("access: no approvals channel is configured (slack.approvals_channel or slack.security_channel)")
 		}
-		final := ":white_check_mark: Checks passed; approved automatically. Your access is on its way by direct message."
-		return ng, true, tx.Send(ctx, requesterMessage(ng, final, false))
-	})
+		if err := tx.Audit(ctx, event(cur.Requester, ActChecksPassed, audit.OK, "waiting for an approver", cur)); err != nil {
+			return cur, "", err
+		}
+		if err := tx.Send(ctx, approvalCard(cur, sc, ch)); err != nil {
+			return cur, "", err
+		}
+		final := ":hourglass_flowing_sand: Checks passed. Waiting for an approver: " + peopleText(sc.Approvers) + "."
+		return cur, "", tx.Send(ctx, requesterMessage(cur, final, false))
+	}
+	ng, err := cur.AutoApprove(now)
 	if err != nil {
-		return g, fmt.Errorf("access: conclude checks of %s: %w", g.ID, err)
+		return cur, "", err
 	}
-	if refusal != "" {
-		return g, &UserError{Msg: "Refused: " + refusal + ". Nothing was granted.", Audited: true, Told: true}
+	if err := tx.Audit(ctx, event(actorBot, ActApproved, audit.OK, "the evidence passed and the scope needs no approver click", ng)); err != nil {
+		return cur, "", err
 	}
-	return g, nil
+	if err := tx.Send(ctx, outbox.Message{Kind: outbox.DeliverGrant, Target: ng.ID}); err != nil {
+		return cur, "", err
+	}
+	final := ":white_check_mark: Checks passed; approved automatically. Your access is on its way by direct message."
+	return ng, "", tx.Send(ctx, requesterMessage(ng, final, false))
 }

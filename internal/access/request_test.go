@@ -228,3 +228,37 @@ func TestStaleChecksFailOnSweep(t *testing.T) {
 	e.wantActions(0, access.ActFailed)
 	e.wantMessages(0, "dm:UBOB")
 }
+
+// A crash right after the last check result is stored must not leave a
+// request whose checks are done but whose card was never queued: nothing
+// would ever ask an approver, and the requester could not ask again. The
+// last result and the conclusion (card, refusal or approval) commit
+// together.
+func TestRequestLastCheckAndConclusionCommitTogether(t *testing.T) {
+	e := newEnv(t)
+	var n int
+	e.store.FailTx = func() error {
+		n++
+		if n > 2 { // the insert, then the last (only) check result: then the "crash"
+			return errors.New("killed")
+		}
+		return nil
+	}
+	_, _ = e.request(accesstest.Ana, "payments-rw", "--ticket", "SEC-12")
+	gs := e.store.Grants()
+	if len(gs) != 1 {
+		t.Fatalf("%d grants stored", len(gs))
+	}
+	for _, ev := range gs[0].Evidence {
+		if ev.Status == access.EvidenceChecking {
+			t.Fatalf("the check result was not stored: %+v", gs[0].Evidence)
+		}
+	}
+	carded := false
+	for _, m := range e.store.Messages() {
+		carded = carded || m.Kind == outbox.Post && strings.Contains(blocksText(m), `"action_id":"grant_approve"`)
+	}
+	if !carded {
+		t.Fatalf("the checks are done (%+v) but no approval card is owed", gs[0].Evidence)
+	}
+}

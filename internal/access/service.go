@@ -44,29 +44,29 @@ const actorBot = "secretbot"
 
 // Audit actions.
 const (
-	ActRequested       = "grant.requested"
-	ActRequestRefused  = "grant.request_refused" // refused before anything was stored
-	ActRefused         = "grant.refused"         // the evidence refused it
-	ActChecksPassed    = "grant.checks_passed"
-	ActApproved        = "grant.approved"
-	ActDenied          = "grant.denied"
-	ActDecideRefused   = "grant.decide_refused"
-	ActIssued          = "grant.issued"
-	ActDelivered       = "grant.delivered"
-	ActUndelivered     = "grant.undelivered"
-	ActFailed          = "grant.failed"
-	ActRevoked         = "grant.revoked"
-	ActExpired         = "grant.expired"
-	ActRevokeFailed    = "grant.revoke_failed"
-	ActRevokeRefused   = "grant.revoke_refused"
-	ActUnwrapped       = "grant.unwrapped"
-	ActTicketOpened    = "grant.ticket_opened"
-	defaultCheckTO     = 10 * time.Second
-	deliverLease       = 2 * time.Minute  // an issued grant not yet DMed is left alone this long
-	abandonedDelivery  = 10 * time.Minute // Sweep takes back a token undelivered this long
-	staleChecks        = 5 * time.Minute  // pending grants still checking after this were interrupted
-	wrapCheckLead      = time.Minute      // look the wrapping token up this long before it expires
-	maxConflictRetries = 5
+	ActRequested        = "grant.requested"
+	ActRequestRefused   = "grant.request_refused" // refused before anything was stored
+	ActRefused          = "grant.refused"         // the evidence refused it
+	ActChecksPassed     = "grant.checks_passed"
+	ActApproved         = "grant.approved"
+	ActDenied           = "grant.denied"
+	ActDecideRefused    = "grant.decide_refused"
+	ActIssued           = "grant.issued"
+	ActDelivered        = "grant.delivered"
+	ActUndelivered      = "grant.undelivered"
+	ActFailed           = "grant.failed"
+	ActRevoked          = "grant.revoked"
+	ActExpired          = "grant.expired"
+	ActRevokeFailed     = "grant.revoke_failed"
+	ActRevokeRefused    = "grant.revoke_refused"
+	ActUnwrapped        = "grant.unwrapped"
+	ActTicketOpened     = "grant.ticket_opened"
+	defaultCheckTO      = 10 * time.Second
+	defaultDeliverLease = 2 * time.Minute  // an issued grant not yet DMed is left alone this long
+	abandonedDelivery   = 10 * time.Minute // Sweep takes back a token undelivered this long
+	staleChecks         = 5 * time.Minute  // pending grants still checking after this were interrupted
+	wrapCheckLead       = time.Minute      // look the wrapping token up this long before it expires
+	maxConflictRetries  = 5
 )
 
 func (s *Service) now() time.Time {
@@ -81,6 +81,15 @@ func (s *Service) log() *slog.Logger {
 		return s.Log
 	}
 	return slog.Default()
+}
+
+// deliverLease is vault.delivery_lease (defaultDeliverLease when unset, as in
+// tests that build a Config by hand).
+func (s *Service) deliverLease() time.Duration {
+	if d := s.Config.Vault.DeliveryLease.D(); d > 0 {
+		return d
+	}
+	return defaultDeliverLease
 }
 
 func (s *Service) checkTimeout() time.Duration {

@@ -17,6 +17,7 @@ import (
 	"github.com/secretbot/secretbot/internal/access"
 	"github.com/secretbot/secretbot/internal/audit"
 	"github.com/secretbot/secretbot/internal/config"
+	"github.com/secretbot/secretbot/internal/crash"
 	"github.com/secretbot/secretbot/internal/outbox"
 	"github.com/secretbot/secretbot/internal/store"
 )
@@ -209,7 +210,10 @@ func (v vaultGrants) DeleteGroup(ctx context.Context, group string) error {
 type messenger struct{ sl *slackint.Client }
 
 func (m messenger) SendNow(ctx context.Context, msg outbox.Message) (string, error) {
-	return m.sl.Deliver(ctx, msg)
+	crash.Point("slack.send_now.before")
+	ts, err := m.sl.Deliver(ctx, msg)
+	crash.Point("slack.send_now.after")
+	return ts, err
 }
 
 // views opens modals.
@@ -220,7 +224,9 @@ func (v views) OpenView(ctx context.Context, triggerID string, raw json.RawMessa
 	if err := json.Unmarshal(raw, &req); err != nil {
 		return err
 	}
+	crash.Point("slack.views_open.before")
 	_, err := v.sl.API().OpenViewContext(ctx, triggerID, req)
+	crash.Point("slack.views_open.after")
 	return err
 }
 
@@ -229,7 +235,9 @@ func (v views) PublishHome(ctx context.Context, userID string, raw json.RawMessa
 	if err := json.Unmarshal(raw, &req); err != nil {
 		return err
 	}
+	crash.Point("slack.views_publish.before")
 	_, err := v.sl.API().PublishViewContext(ctx, slack.PublishViewContextRequest{UserID: userID, View: req})
+	crash.Point("slack.views_publish.after")
 	return err
 }
 

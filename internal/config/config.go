@@ -48,6 +48,10 @@ type Vault struct {
 	KVMount string `yaml:"kv_mount"`
 	// WrapTTL is the lifetime of a response-wrapping token (default 10m).
 	WrapTTL Duration `yaml:"wrap_ttl"`
+	// DeliveryLease is how long a token issued but not yet confirmed
+	// delivered is left to its delivery before the bot presumes the delivery
+	// lost (a crash), revokes the token and issues a fresh one (default 2m).
+	DeliveryLease Duration `yaml:"delivery_lease"`
 	// EntityAuthMount is the auth mount path (e.g. "oidc/") whose entity aliases
 	// identify people for entity-group delivery, matched by e-mail.
 	EntityAuthMount string `yaml:"entity_auth_mount"`

@@ -12,6 +12,7 @@ import (
 const (
 	DefaultCommand              = "/secrets"
 	DefaultWrapTTL              = 10 * time.Minute
+	DefaultDeliveryLease        = 2 * time.Minute
 	DefaultKVMount              = "kv"
 	DefaultIncidentPollInterval = time.Minute
 	DefaultStoragePath          = "secretbot.db"
@@ -119,6 +120,7 @@ func applyDefaults(c *Config, seen map[string]bool) {
 	str(&c.Slack.ApprovalsChannel, c.Slack.SecurityChannel)
 	str(&c.Vault.KVMount, DefaultKVMount)
 	dur("vault.wrap_ttl", &c.Vault.WrapTTL, DefaultWrapTTL)
+	dur("vault.delivery_lease", &c.Vault.DeliveryLease, DefaultDeliveryLease)
 	dur("pagerduty.incident_poll_interval", &c.PagerDuty.IncidentPollInterval, DefaultIncidentPollInterval)
 	str(&c.Jira.IssueType, DefaultJiraIssueType)
 	if !seen["jira.approved_statuses"] {

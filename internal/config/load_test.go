@@ -167,7 +167,7 @@ func TestDefaults(t *testing.T) {
 	want := Config{
 		Slack: Slack{Command: "/secrets", SecurityChannel: "C0123ABC", ApprovalsChannel: "C0123ABC"},
 		Vault: Vault{Namespace: "lumi/platform", TokenRole: "secretbot", TokenRoleMaxTTL: Duration(12 * time.Hour),
-			KVMount: "kv", WrapTTL: Duration(10 * time.Minute)},
+			KVMount: "kv", WrapTTL: Duration(10 * time.Minute), DeliveryLease: Duration(2 * time.Minute)},
 		PagerDuty: PagerDuty{IncidentPollInterval: Duration(time.Minute)},
 		Jira:      Jira{ApprovedStatuses: []string{"Approved"}, IssueType: "Task"},
 		Storage:   Storage{Path: "secretbot.db"},
@@ -226,6 +226,7 @@ func TestFileProblems(t *testing.T) {
 		{"bad duration", doc("runner:\n  handler_timeout: 10 minutes\n"), nil, "runner.handler_timeout", "invalid duration"},
 		{"duration without unit", doc("runner:\n  handler_timeout: 600\n"), nil, "runner.handler_timeout", "invalid duration"},
 		{"zero duration", doc("runner:\n  shutdown_timeout: 0s\n"), nil, "runner.shutdown_timeout", "must be more than 0"},
+		{"zero delivery lease", baseSlack + baseVault + "  delivery_lease: 0s\n", nil, "vault.delivery_lease", "must be more than 0"},
 		{"security channel missing", baseVault + "scopes:" + roScope, nil, "slack.security_channel", "required"},
 		{"security channel malformed", "slack:\n  security_channel: lumi-security\n" + baseVault, nil,
 			"slack.security_channel", "is not a channel"},

@@ -112,6 +112,7 @@ func validateVault(c *Config, p *collector) {
 		p.add("vault.kv_mount", show(v.KVMount)+" is not a mount path", acceptPath)
 	}
 	positive("vault.wrap_ttl", v.WrapTTL, p)
+	positive("vault.delivery_lease", v.DeliveryLease, p)
 	if m := strings.Trim(v.EntityAuthMount, "/"); m != "" {
 		if !rePath.MatchString(m) {
 			p.add("vault.entity_auth_mount", show(v.EntityAuthMount)+" is not a mount path", acceptPath)

@@ -36,6 +36,7 @@ func (tx *Tx) AuditInsert(ctx context.Context, r audit.Record) error {
 			return fmt.Errorf("store: audit insert: %w", err)
 		}
 	}
+	tx.wrote(opAuditAppend)
 	_, err := tx.tx.ExecContext(ctx, `INSERT INTO audit_events
 		(seq, time_ns, actor, action, scope, secret, outcome, reason, links, prev_hash, hash)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,

@@ -100,6 +100,7 @@ func (tx *Tx) GrantInsert(ctx context.Context, g access.Grant) error {
 		return fmt.Errorf("store: grant insert %s: %w", g.ID, err)
 	}
 	ph := strings.TrimSuffix(strings.Repeat("?, ", grantColumnCount), ", ")
+	tx.wrote(opGrantInsert)
 	if _, err := tx.tx.ExecContext(ctx, "INSERT INTO grants ("+grantColumns+") VALUES ("+ph+")", vals...); err != nil {
 		if isUniqueViolation(err) {
 			return fmt.Errorf("store: grant insert %s: %w", g.ID, ErrConflict)
@@ -141,6 +142,7 @@ func (tx *Tx) GrantUpdate(ctx context.Context, g access.Grant, fromVersion int64
 		set = append(set, strings.TrimSpace(c)+" = ?")
 	}
 	args := append(vals[1:], g.ID, fromVersion)
+	tx.wrote(opGrantUpdate)
 	res, err := tx.tx.ExecContext(ctx, "UPDATE grants SET "+strings.Join(set, ", ")+" WHERE id = ? AND version = ?", args...)
 	if err != nil {
 		return fmt.Errorf("store: grant update %s: %w", g.ID, err)

@@ -55,6 +55,7 @@ func (db *DB) InboxPut(ctx context.Context, e InboxEntry) (id int64, inserted bo
 		e.Payload = []byte{}
 	}
 	err = db.InTx(ctx, func(tx *Tx) error {
+		tx.wrote(opInboxPut)
 		err := tx.tx.QueryRowContext(ctx, `INSERT INTO inbox
 			(dedup_key, envelope_id, type, payload, received_at, state, attempts, lease_until, last_error)
 			VALUES (?, ?, ?, ?, ?, 'pending', 0, 0, '')
@@ -82,6 +83,7 @@ func (db *DB) InboxClaim(ctx context.Context, id int64, now, leaseUntil time.Tim
 	}
 	var e InboxEntry
 	err := db.InTx(ctx, func(tx *Tx) error {
+		tx.wrote(opInboxClaim)
 		var err error
 		e, err = scanInbox(tx.tx.QueryRowContext(ctx, `UPDATE inbox
 			SET state = 'working', attempts = attempts + 1, lease_until = ?
@@ -149,6 +151,7 @@ func (tx *Tx) InboxFinish(ctx context.Context, id int64, state string, errText s
 	default:
 		return fmt.Errorf("store: inbox finish: state %q (accepted: done, failed, pending)", state)
 	}
+	tx.wrote(opInboxFinish)
 	res, err := tx.tx.ExecContext(ctx, `UPDATE inbox SET state = ?, lease_until = 0, last_error = ?
 		WHERE id = ? AND state = 'working'`, state, errorText(errText), id)
 	if err != nil {

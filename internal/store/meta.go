@@ -23,6 +23,7 @@ func (tx *Tx) MetaGet(ctx context.Context, key string) (value string, ok bool, e
 // MetaSet is already atomic on SQLite (the write lock is taken at BEGIN);
 // MetaCAS is the form that stays atomic on a shared server database.
 func (tx *Tx) MetaSet(ctx context.Context, key, value string) error {
+	tx.wrote(opMetaSet)
 	_, err := tx.tx.ExecContext(ctx, `INSERT INTO meta (key, value) VALUES (?, ?)
 		ON CONFLICT (key) DO UPDATE SET value = excluded.value`, key, value)
 	if err != nil {
@@ -34,6 +35,7 @@ func (tx *Tx) MetaSet(ctx context.Context, key, value string) error {
 // MetaCAS sets key to value only if its current value is old; old "" also
 // matches an absent key. swapped reports whether it changed anything.
 func (tx *Tx) MetaCAS(ctx context.Context, key, old, value string) (swapped bool, err error) {
+	tx.wrote(opMetaSet)
 	var res sql.Result
 	if old == "" {
 		res, err = tx.tx.ExecContext(ctx, `INSERT INTO meta (key, value) VALUES (?, ?)

@@ -90,6 +90,7 @@ func (db *DB) migrate(ctx context.Context) error {
 			if n > 0 {
 				return nil
 			}
+			tx.wrote(opMigrate)
 			if _, err := tx.tx.ExecContext(ctx, m.sql); err != nil {
 				return err
 			}

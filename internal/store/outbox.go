@@ -60,6 +60,7 @@ func (tx *Tx) OutboxAdd(ctx context.Context, m OutboxMessage) (id int64, err err
 		m.NextAttempt = m.CreatedAt
 	}
 	dedup := sql.NullString{String: m.DedupKey, Valid: m.DedupKey != ""}
+	tx.wrote(opOutboxAdd)
 	err = tx.tx.QueryRowContext(ctx, `INSERT INTO outbox
 		(dedup_key, body, state, attempts, next_attempt, last_error, created_at)
 		VALUES (?, ?, 'pending', 0, ?, '', ?)
@@ -116,7 +117,7 @@ func (db *DB) OutboxGet(ctx context.Context, id int64) (OutboxMessage, error) {
 // OutboxSent marks a pending message sent. Returns ErrConflict when it is no
 // longer pending (already sent or dead), ErrNotFound when absent.
 func (db *DB) OutboxSent(ctx context.Context, id int64, now time.Time) error {
-	return db.outboxUpdate(ctx, "outbox sent", id,
+	return db.outboxUpdate(ctx, "outbox sent", opOutboxSent, id,
 		"UPDATE outbox SET state = 'sent', attempts = attempts + 1, last_error = '', sent_at = ? WHERE id = ? AND state = 'pending'",
 		nanos(now), id)
 }
@@ -130,13 +131,14 @@ func (db *DB) OutboxRetry(ctx context.Context, id int64, next time.Time, errText
 	if dead {
 		state = OutboxStateDead
 	}
-	return db.outboxUpdate(ctx, "outbox retry", id,
+	return db.outboxUpdate(ctx, "outbox retry", opOutboxRetry, id,
 		"UPDATE outbox SET state = ?, attempts = attempts + 1, next_attempt = ?, last_error = ? WHERE id = ? AND state = 'pending'",
 		state, nanos(next), errorText(errText), id)
 }
 
-func (db *DB) outboxUpdate(ctx context.Context, what string, id int64, query string, args ...any) error {
+func (db *DB) outboxUpdate(ctx context.Context, what string, o op, id int64, query string, args ...any) error {
 	err := db.InTx(ctx, func(tx *Tx) error {
+		tx.wrote(o)
 		res, err := tx.tx.ExecContext(ctx, query, args...)
 		if err != nil {
 			return err

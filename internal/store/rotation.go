@@ -118,6 +118,7 @@ func (tx *Tx) SecretInsert(ctx context.Context, s rotation.Secret) error {
 	if err := checkSecret(s); err != nil {
 		return fmt.Errorf("store: secret insert: %w", err)
 	}
+	tx.wrote(opSecretInsert)
 	_, err := tx.tx.ExecContext(ctx, "INSERT INTO secrets ("+secretColumns+") VALUES ("+placeholders(secretColumnCount)+")",
 		secretValues(s)...)
 	if isUniqueViolation(err) {
@@ -175,6 +176,7 @@ func (tx *Tx) SecretUpdate(ctx context.Context, s rotation.Secret, fromVersion i
 	}
 	vals := secretValues(s)
 	args := append(vals[1:], s.Name, fromVersion)
+	tx.wrote(opSecretUpdate)
 	return tx.casUpdate(ctx, "secrets", "name", s.Name,
 		"UPDATE secrets SET "+setClause(secretColumns)+" WHERE name = ? AND version = ?", args, fromVersion)
 }
@@ -227,6 +229,7 @@ func (tx *Tx) RotationInsert(ctx context.Context, r rotation.Rotation) error {
 	if err := checkRotation(r); err != nil {
 		return fmt.Errorf("store: rotation insert: %w", err)
 	}
+	tx.wrote(opRotationInsert)
 	_, err := tx.tx.ExecContext(ctx, "INSERT INTO rotations ("+rotationColumns+") VALUES ("+placeholders(rotationColumnCount)+")",
 		rotationValues(r)...)
 	if isUniqueViolation(err) {
@@ -262,6 +265,7 @@ func (tx *Tx) RotationUpdate(ctx context.Context, r rotation.Rotation, fromVersi
 	}
 	vals := rotationValues(r)
 	args := append(vals[1:], r.ID, fromVersion)
+	tx.wrote(opRotationUpdate)
 	return tx.casUpdate(ctx, "rotations", "id", r.ID,
 		"UPDATE rotations SET "+setClause(rotationColumns)+" WHERE id = ? AND version = ?", args, fromVersion)
 }
@@ -314,6 +318,7 @@ func (tx *Tx) JournalAdd(ctx context.Context, e rotation.JournalEntry) error {
 	if err := noCredential("journal "+e.ID, e.Outcome, e.Notes, e.Author, e.Rotation, string(fj)); err != nil {
 		return err
 	}
+	tx.wrote(opJournalAdd)
 	_, err = tx.tx.ExecContext(ctx, "INSERT INTO journal (id, kind, outcome, notes, author, rotation, at, fields) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
 		e.ID, e.Kind, e.Outcome, e.Notes, e.Author, e.Rotation, nanos(e.At), string(fj))
 	if isUniqueViolation(err) {

@@ -68,6 +68,7 @@ type DB struct {
 // Tx is a write transaction (see DB.InTx).
 type Tx struct {
 	tx *sql.Tx
+	op op // the main write so far, naming the commit's crash points
 }
 
 var (
@@ -192,12 +193,15 @@ func (db *DB) tryTx(ctx context.Context, fn func(tx *Tx) error) (err error) {
 			stx.Rollback()
 		}
 	}()
-	if err = fn(&Tx{tx: stx}); err != nil {
+	tx := &Tx{tx: stx}
+	if err = fn(tx); err != nil {
 		return err
 	}
+	commitPoint(tx.op, false)
 	if err = stx.Commit(); err != nil {
 		return fmt.Errorf("store: commit: %w", err)
 	}
+	commitPoint(tx.op, true)
 	return nil
 }
 
