@@ -90,19 +90,19 @@ func auditRecentQuery(since time.Time, actor string, limit int) (string, []any) 
 	if since.After(time.Unix(0, math.MinInt64)) {
 		from = since.UnixNano()
 	}
-	q := "SELECT " + auditColumns + " FROM audit_events WHERE time_ns >= ?"
+	// The inner query reads only an index (time_ns, or actor and time_ns,
+	// both holding seq): the events of the window, never the whole log.
+	// The outer one fetches the rows it picked. "-seq" keeps SQLite from
+	// walking the whole table in seq order instead (which reads everything
+	// when the window holds fewer than limit events).
+	inner := "SELECT seq FROM audit_events WHERE time_ns >= ?"
 	args := []any{from}
 	if actor != "" {
-		// The (actor, time_ns) index holds exactly the candidates.
-		q += " AND actor = ?"
+		inner += " AND actor = ?"
 		args = append(args, actor)
-	} else {
-		// Walk seq down from the newest, stopping at the first event of the
-		// window (found on the time index): limit rows read, not the window.
-		q += " AND seq >= (SELECT MIN(seq) FROM audit_events WHERE time_ns >= ?)"
-		args = append(args, from)
 	}
-	return q + " ORDER BY seq DESC LIMIT ?", append(args, limit)
+	inner += " ORDER BY -seq LIMIT ?"
+	return "SELECT " + auditColumns + " FROM audit_events WHERE seq IN (" + inner + ") ORDER BY seq DESC", append(args, limit)
 }
 
 func scanAudit(rows *sql.Rows) (audit.Record, error) {
