@@ -2,6 +2,7 @@ package benchscale
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 	"testing"
 )
@@ -83,5 +84,23 @@ func BenchmarkAuditQuery100k(b *testing.B) {
 		if err := a.query(context.Background()); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// The first daily run over a fresh 10k inventory (setup untimed).
+func BenchmarkReminderScan10k(b *testing.B) {
+	ctx := context.Background()
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		d, err := openInventory(ctx, filepath.Join(b.TempDir(), fmt.Sprintf("inv%d.db", i)), 10000)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		if err := d.reminderScan(ctx); err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		d.close()
 	}
 }
