@@ -28,7 +28,10 @@ func (v *countingVault) IssueWrapped(context.Context, access.IssueRequest) (acce
 	return access.Wrapped{}, errNoVault
 }
 
-func (v *countingVault) RevokeAccessor(context.Context, string) error { v.calls.Add(1); return errNoVault }
+func (v *countingVault) RevokeAccessor(context.Context, string) error {
+	v.calls.Add(1)
+	return errNoVault
+}
 
 func (v *countingVault) AccessorAlive(context.Context, string) (bool, error) {
 	v.calls.Add(1)
