@@ -53,6 +53,11 @@ const (
 	ReviewModal      = "incident_review_modal"
 )
 
+// inventoryShown bounds the inventory answer: a Slack message shows at most
+// 50 blocks of 3000 characters (about 1,000 lines; the rest was cut off),
+// and rendering 10,000 lines nobody would see was most of the answer's time.
+const inventoryShown = 500
+
 func (h *Handlers) inventory(ctx context.Context, r request) Result {
 	f, export, err := rotation.ParseInventoryArgs(r.Args)
 	if err != nil {
@@ -76,7 +81,11 @@ func (h *Handlers) inventory(ctx context.Context, r request) Result {
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "*Secret inventory* (%d, by due date)\n", len(items))
-	for _, it := range items {
+	for i, it := range items {
+		if i == inventoryShown {
+			fmt.Fprintf(&b, "… and %d more: narrow with `--overdue`, `--env` or `--owner`, or get them all with `--export`.\n", len(items)-i)
+			break
+		}
 		mark := ""
 		switch {
 		case it.Overdue:

@@ -3,6 +3,7 @@ package handlers
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -138,5 +139,33 @@ func TestRotationCommands(t *testing.T) {
 	r := h.Click(ctx, Click{UserID: "U1", ActionID: ActionReviewRemove, Value: "S1:U9", ChannelID: "CSEC"})
 	if len(r.Replies) != 1 || !strings.Contains(r.Replies[0].Text, "Only Platform Security") {
 		t.Errorf("review remove by a non-member of security: %+v", r.Replies)
+	}
+}
+
+// A large inventory answer counts every secret but lists only what a Slack
+// message can show, in due order, and says how to see the rest.
+func TestInventoryAnswerIsBounded(t *testing.T) {
+	h, _, _ := accessHandlers()
+	fr := &fakeRotation{}
+	h.Rotation = fr
+	now := h.Now()
+	for i := range inventoryShown + 7 {
+		fr.items = append(fr.items, rotation.Item{Secret: rotation.Secret{Name: fmt.Sprintf("s%04d", i), Environment: "prod"},
+			Due: now.Add(time.Duration(i) * time.Hour)})
+	}
+	r := h.Command(context.Background(), Command{UserID: "U2", ChannelID: "C1", Text: "inventory"})
+	got := r.Replies[0].Text
+	if !strings.HasPrefix(got, fmt.Sprintf("*Secret inventory* (%d, by due date)\n", inventoryShown+7)) {
+		t.Errorf("header: %.80s", got)
+	}
+	last := fmt.Sprintf("`s%04d`", inventoryShown-1)
+	if n := strings.Count(got, "\n• "); n != inventoryShown || !strings.Contains(got, last) || strings.Contains(got, fmt.Sprintf("`s%04d`", inventoryShown)) {
+		t.Errorf("%d lines listed (want %d, up to %s)", n, inventoryShown, last)
+	}
+	if !strings.HasSuffix(got, "… and 7 more: narrow with `--overdue`, `--env` or `--owner`, or get them all with `--export`.\n") {
+		t.Errorf("tail: %q", got[len(got)-120:])
+	}
+	if len(got) > 50*3000 {
+		t.Errorf("answer of %d bytes is more than a Slack message shows", len(got))
 	}
 }

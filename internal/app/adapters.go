@@ -245,15 +245,5 @@ func (v views) PublishHome(ctx context.Context, userID string, raw json.RawMessa
 type auditReader struct{ db *store.DB }
 
 func (a auditReader) AuditSince(ctx context.Context, since time.Time, actor string, limit int) ([]audit.Record, error) {
-	var out []audit.Record
-	err := a.db.AuditScan(ctx, 0, func(r audit.Record) error {
-		if !r.Time.Before(since) && (actor == "" || r.Actor == actor) {
-			out = append(out, r)
-			if len(out) > limit {
-				out = out[1:] // keep the newest
-			}
-		}
-		return nil
-	})
-	return out, err
+	return a.db.AuditRecent(ctx, since, actor, limit)
 }

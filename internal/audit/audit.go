@@ -13,6 +13,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"sort"
 	"time"
 )
@@ -150,10 +151,42 @@ func copyLinks(m map[string]string) map[string]string {
 }
 
 // hash returns the hex HMAC of r's canonical encoding.
-func (l *Log) hash(r Record) string {
-	m := hmac.New(sha256.New, l.key)
-	m.Write(canonical(r))
-	return hex.EncodeToString(m.Sum(nil))
+func (l *Log) hash(r Record) string { return l.hasher().hash(r) }
+
+// hasher keeps one HMAC and its buffers for hashing many records in a row
+// (Verify): making a new HMAC per record was a tenth of verify's time.
+// Not safe for concurrent use.
+type hasher struct {
+	mac  hash.Hash
+	buf  []byte
+	sum  []byte
+	keys []string
+}
+
+func (l *Log) hasher() *hasher { return &hasher{mac: hmac.New(sha256.New, l.key)} }
+
+// sumOf returns the raw HMAC of r's canonical encoding, valid until the next call.
+func (h *hasher) sumOf(r Record) []byte {
+	h.buf, h.keys = appendCanonical(h.buf[:0], h.keys[:0], r)
+	h.mac.Reset()
+	h.mac.Write(h.buf)
+	h.sum = h.mac.Sum(h.sum[:0])
+	return h.sum
+}
+
+func (h *hasher) hash(r Record) string { return hex.EncodeToString(h.sumOf(r)) }
+
+// valid reports whether stored, a hex hash in either case, is r's HMAC.
+func (h *hasher) valid(r Record, stored string) bool {
+	want := h.sumOf(r)
+	if len(stored) != hex.EncodedLen(len(want)) {
+		return false
+	}
+	var got [sha256.Size]byte
+	if _, err := hex.Decode(got[:len(want)], []byte(stored)); err != nil {
+		return false
+	}
+	return hmac.Equal(got[:len(want)], want)
 }
 
 // canonical encodes every field of r but Hash unambiguously: a version tag,
@@ -162,7 +195,13 @@ func (l *Log) hash(r Record) string {
 // Secret, or between a link's key and value, changes the bytes). Links are
 // sorted by key so map order does not matter.
 func canonical(r Record) []byte {
-	b := make([]byte, 0, 256)
+	b, _ := appendCanonical(make([]byte, 0, 256), nil, r)
+	return b
+}
+
+// appendCanonical appends canonical(r) to b, sorting the link keys in keys
+// (scratch space, returned for reuse).
+func appendCanonical(b []byte, keys []string, r Record) ([]byte, []string) {
 	str := func(s string) {
 		b = binary.BigEndian.AppendUint64(b, uint64(len(s)))
 		b = append(b, s...)
@@ -176,7 +215,6 @@ func canonical(r Record) []byte {
 	str(r.Secret)
 	str(r.Outcome)
 	str(r.Reason)
-	keys := make([]string, 0, len(r.Links))
 	for k := range r.Links {
 		keys = append(keys, k)
 	}
@@ -187,5 +225,5 @@ func canonical(r Record) []byte {
 		str(r.Links[k])
 	}
 	str(r.PrevHash)
-	return b
+	return b, keys
 }

@@ -94,10 +94,11 @@ func (l *Log) Verify(ctx context.Context, s Scanner, cp *Checkpoint) (Result, er
 		prev    string  // hash of the last verified event
 		suspect *Record // first event whose HMAC failed, awaiting the next one
 		broken  error
+		h       = l.hasher()
 	)
 	err := s.AuditScan(ctx, 1, func(r Record) error {
 		if suspect != nil {
-			broken = l.classify(*suspect, &r)
+			broken = l.classify(h, *suspect, &r)
 			return errStop
 		}
 		want := res.Head.Seq + 1
@@ -108,7 +109,7 @@ func (l *Log) Verify(ctx context.Context, s Scanner, cp *Checkpoint) (Result, er
 		case r.Seq < want: // a scanner bug, not tampering
 			return fmt.Errorf("audit: scan returned event %d after %d", r.Seq, res.Head.Seq)
 		}
-		if !l.valid(r) {
+		if !h.valid(r, r.Hash) {
 			suspect = &r
 			return nil
 		}
@@ -129,7 +130,7 @@ func (l *Log) Verify(ctx context.Context, s Scanner, cp *Checkpoint) (Result, er
 		return res, fmt.Errorf("audit: scan: %w", err)
 	}
 	if broken == nil && suspect != nil {
-		broken = l.classify(*suspect, nil)
+		broken = l.classify(h, *suspect, nil)
 	}
 	if broken != nil {
 		return res, broken
@@ -140,14 +141,9 @@ func (l *Log) Verify(ctx context.Context, s Scanner, cp *Checkpoint) (Result, er
 	return res, nil
 }
 
-// valid reports whether r's stored hash is our HMAC of its content.
-func (l *Log) valid(r Record) bool {
-	return hmac.Equal([]byte(l.hash(r)), []byte(strings.ToLower(r.Hash)))
-}
-
 // classify explains why suspect's HMAC failed, using the event after it
 // (nil at the end of the log).
-func (l *Log) classify(suspect Record, next *Record) error {
+func (l *Log) classify(h *hasher, suspect Record, next *Record) error {
 	why := WhyAltered
 	switch {
 	case next == nil || next.Seq != suspect.Seq+1:
@@ -158,7 +154,7 @@ func (l *Log) classify(suspect Record, next *Record) error {
 		}
 	case !hmac.Equal([]byte(next.PrevHash), []byte(suspect.Hash)):
 		why = WhyRehashed // the stored hash itself was replaced
-	case !l.valid(*next):
+	case !h.valid(*next, next.Hash):
 		why = WhyRehashed // the chain goes on failing: not our key
 	}
 	return &BrokenError{Seq: suspect.Seq, Why: why}
