@@ -141,7 +141,7 @@ func (s *Service) deliverWrapped(ctx context.Context, g Grant, sc *config.Scope,
 		w, err = s.Vault.IssueWrapped(ctx, IssueRequest{Policies: append([]string(nil), sc.VaultPolicies...), TTL: ttl,
 			Metadata: s.grantMetadata(g), DisplayName: displayName(g)})
 		if err != nil {
-			return fmt.Errorf("access: issue %s: %s", g.ID, scrub(errText(err), w.WrapToken))
+			return s.delayed(ctx, g, err) // an error carries no token: none was made
 		}
 		if w.WrapToken == "" || w.TokenAccessor == "" {
 			s.revokeQuietly(ctx, w)
@@ -312,7 +312,7 @@ func (s *Service) deliverGroup(ctx context.Context, g Grant, sc *config.Scope) e
 	if s.DryRun {
 		group = ""
 	} else if err := s.Vault.JoinGroup(ctx, group, append([]string(nil), sc.VaultPolicies...), g.Email, s.grantMetadata(g)); err != nil {
-		return fmt.Errorf("access: deliver %s (group): %s", g.ID, errText(err))
+		return s.delayed(ctx, g, err)
 	}
 	ctx = context.WithoutCancel(ctx) // the group exists: finish the bookkeeping
 	_, err := s.change(ctx, g.ID, func(tx Tx, cur Grant) (Grant, bool, error) {
