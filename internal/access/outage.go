@@ -29,6 +29,45 @@ const (
 	ActDeliveryDelayed = "grant.delivery_delayed"
 )
 
+// vaultProbeGap: once an issue found Vault unavailable, deliveries in the
+// next few seconds do not call it again. Each call to a Vault that is down
+// can take seconds (client retries, timeouts) and deliveries share the
+// outbox's one delivery loop: without the gap, grants waiting for Vault
+// would hold up every other message owed.
+const vaultProbeGap = 10 * time.Second
+
+// vaultOutage is the last outage an issue met (guarded by Service.mu).
+type vaultOutage struct {
+	at  time.Time
+	err error
+}
+
+// noteVault remembers an issue's outcome: an outage starts the gap, any
+// answer from Vault ends it.
+func (s *Service) noteVault(err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case errors.Is(err, ErrVaultUnavailable):
+		s.vaultOut = vaultOutage{at: s.now(), err: err}
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		// interrupted: says nothing about Vault
+	default:
+		s.vaultOut = vaultOutage{} // Vault answered
+	}
+}
+
+// vaultKnownOut returns the outage a recent issue met while still in the
+// gap, else nil.
+func (s *Service) vaultKnownOut() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.vaultOut.err == nil || s.now().Sub(s.vaultOut.at) >= vaultProbeGap {
+		return nil
+	}
+	return s.vaultOut.err
+}
+
 // waitPrefix starts LastError on an approved grant waiting for Vault: the
 // mark that the requester was told.
 const waitPrefix = "waiting for Vault: "

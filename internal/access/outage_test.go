@@ -51,6 +51,7 @@ func TestDeliveryWaitsForVaultToldOnce(t *testing.T) {
 
 	// Vault is back: exactly one token, the wait mark cleared.
 	e.vault.SetErrs(nil, nil, nil)
+	e.clock.Advance(30 * time.Second)
 	if err := e.deliver(g.ID); err != nil {
 		t.Fatal(err)
 	}
@@ -139,5 +140,36 @@ func TestRevokePendingAnnouncedOnceThenDone(t *testing.T) {
 	ms = e.wantMessages(nm, "post:CSEC", "dm:UANA", "dm:USEC", "post:CSEC", "jira-comment:SEC-12")
 	if !strings.Contains(ms[2].Text, "you asked for is done") {
 		t.Errorf("revoker told %q", ms[2].Text)
+	}
+}
+
+// While Vault is known to be out, other deliveries do not wait on it again
+// for a moment (they share the outbox's delivery loop), yet are told.
+func TestDeliveriesSkipVaultJustFoundOut(t *testing.T) {
+	e := newEnv(t)
+	g1 := e.approvedPayments()
+	g2 := e.mustRequest(accesstest.Bob, "platform-ro", "--incident", "#1234", "--ttl", "1h")
+	calls := 0
+	e.vault.OnIssue = func() { calls++ }
+	e.vault.SetErrs(errVaultDown, nil, nil)
+	if err := e.deliver(g1.ID); err == nil || calls != 1 {
+		t.Fatalf("first delivery: %v, %d Vault calls", err, calls)
+	}
+	nm := len(e.store.Messages())
+	if err := e.deliver(g2.ID); err == nil || calls != 1 {
+		t.Fatalf("second delivery within the gap: %v, %d Vault calls (want no new call)", err, calls)
+	}
+	if _, waiting := e.grant(g2.ID).WaitingForVault(); !waiting {
+		t.Fatal("the second requester was not told")
+	}
+	e.wantMessages(nm, "dm:UBOB", "post:CSEC")
+	// After the gap Vault is asked again, and once it answers deliveries go on.
+	e.clock.Advance(11 * time.Second)
+	e.vault.SetErrs(nil, nil, nil)
+	if err := e.deliver(g2.ID); err != nil || calls != 2 {
+		t.Fatalf("after the gap: %v, %d Vault calls", err, calls)
+	}
+	if err := e.deliver(g1.ID); err != nil || calls != 3 {
+		t.Fatalf("Vault back: %v, %d Vault calls", err, calls)
 	}
 }
