@@ -136,6 +136,7 @@ func applyDefaults(c *Config, seen map[string]bool) {
 		str(&c.Scopes[i].Delivery, DeliveryWrappedToken)
 	}
 	applyInventoryDefaults(c, seen)
+	applyReconcileDefaults(c, seen)
 }
 
 // readCreds takes every credential from the environment. Surrounding
