@@ -145,7 +145,10 @@ func (s *Service) deliverWrapped(ctx context.Context, g Grant, sc *config.Scope,
 			Metadata: s.grantMetadata(g), DisplayName: displayName(g)})
 		s.noteVault(err)
 		if err != nil {
-			return s.delayed(ctx, g, err) // an error carries no token: none was made
+			if w.WrapToken != "" { // never expected with an error; defence in depth
+				return fmt.Errorf("access: issue %s: %s", g.ID, scrub(errText(err), w.WrapToken))
+			}
+			return s.delayed(ctx, g, err)
 		}
 		if w.WrapToken == "" || w.TokenAccessor == "" {
 			s.revokeQuietly(ctx, w)
