@@ -28,6 +28,10 @@ const (
 	ActUnknownTokenRevoked = "vault.unknown_token_revoked"
 )
 
+// expiryMargin: a grant this close to its expiry is left to Sweep, so an
+// expiry is never reported as drift.
+const expiryMargin = time.Minute
+
 // ErrTokenGone is returned by VaultDrift.LookupToken when no token has the
 // accessor.
 var ErrTokenGone = errors.New("access: no token with this accessor")
@@ -102,10 +106,13 @@ func (r *Reconciler) Reconcile(ctx context.Context) (ReconcileReport, error) {
 		if ctx.Err() != nil {
 			break
 		}
-		// Being delivered (the issue window), being revoked (Sweep's), or
-		// never in Vault: not the reconciler's business.
+		// Being delivered (the issue window), being revoked or about to
+		// expire (Sweep's: Vault's own TTL may end the token a moment before
+		// the recorded expiry), or never in Vault: not the reconciler's
+		// business.
 		if g.DeliveredAt.IsZero() || g.RevokePending || g.TokenAccessor == AccessorDryRun ||
-			(g.VaultGroup == "" && g.TokenAccessor == "") {
+			(g.VaultGroup == "" && g.TokenAccessor == "") ||
+			(!g.ExpiresAt.IsZero() && !s.now().Before(g.ExpiresAt.Add(-expiryMargin))) {
 			continue
 		}
 		rep.Checked++

@@ -118,6 +118,19 @@ func TestReconcileNeverConcludesFromErrorsOrInFlightGrants(t *testing.T) {
 	if g := e.grant(b.ID); g.Version != pending.Version {
 		t.Fatalf("the grant in delivery was touched: %+v", g)
 	}
+
+	// A grant about to expire whose token Vault already let go (its TTL
+	// counted from a moment earlier): an expiry for Sweep, not drift.
+	e2 := newEnv(t)
+	c := e2.issuedRO() // 1h
+	e2.vault.Forget(c.TokenAccessor)
+	e2.clock.Set(c.ExpiresAt.Add(-30 * time.Second))
+	if rep, err := e2.reconcile(false); err != nil || rep.Checked != 0 || len(rep.Gone) != 0 {
+		t.Fatalf("near expiry: %+v %v", rep, err)
+	}
+	if g := e2.grant(c.ID); g.State != access.StateIssued || g.Version != c.Version {
+		t.Fatalf("grant %+v: want it left to Sweep", g)
+	}
 }
 
 func TestFullScanRevokesTokensWithoutLiveGrant(t *testing.T) {
