@@ -232,3 +232,42 @@ func TestHomeShowsMyGrantsAndWhatWaitsForMe(t *testing.T) {
 		t.Errorf("an ended grant is on the home tab: %s", v)
 	}
 }
+
+func TestOutagesVisibleInGrantsAndHome(t *testing.T) {
+	h, fa, fv := accessHandlers()
+	now := h.Now()
+	fa.grants = []access.Grant{
+		{ID: "GAAAAAAA1", Requester: "U2", Scope: "platform-ro", State: access.StateIssued, ExpiresAt: now.Add(time.Hour),
+			RevokePending: true, EndReason: access.EndDone, LastError: "vault: revoke accessor: connection refused"},
+		{ID: "GAAAAAAA2", Requester: "U2", Scope: "platform-ro", State: access.StateApproved,
+			LastError: "waiting for Vault: vault: create token: HTTP 503: Vault is sealed"},
+		{ID: "GAAAAAAA3", Requester: "U1", Scope: "platform-ro", State: access.StateIssued, ExpiresAt: now.Add(time.Hour),
+			RevokePending: true, EndReason: access.EndExpired, LastError: "vault: revoke accessor: <!channel> down"},
+	}
+	r := h.Command(context.Background(), Command{UserID: "U2", ChannelID: "C1", Text: "grants", ResponseURL: "https://hooks.example.test/r"})
+	if len(r.Replies) != 1 {
+		t.Fatalf("replies %+v", r.Replies)
+	}
+	list := r.Replies[0].Text
+	for _, want := range []string{"GAAAAAAA1` <@U2> `platform-ro` — *issued*", "revoke pending, retrying: vault: revoke accessor: connection refused",
+		"GAAAAAAA2` <@U2> `platform-ro` — *approved* — :hourglass_flowing_sand: waiting for Vault, retrying: vault: create token: HTTP 503: Vault is sealed",
+		"&lt;!channel&gt; down"} {
+		if !strings.Contains(list, want) {
+			t.Errorf("grants lacks %q:\n%s", want, list)
+		}
+	}
+	h.Home(context.Background(), "U2")
+	if len(fv.published) != 1 {
+		t.Fatalf("published %d views", len(fv.published))
+	}
+	v := string(fv.published[0])
+	for _, want := range []string{"GAAAAAAA1` *platform-ro* — :warning: revoke pending", "GAAAAAAA2` *platform-ro* — approved; :hourglass_flowing_sand: waiting for Vault",
+		"*Revokes pending*", "GAAAAAAA3` " + `\u003c@U1\u003e` + " *platform-ro* — :warning: revoke pending"} {
+		if !strings.Contains(v, want) {
+			t.Errorf("home lacks %q: %s", want, v)
+		}
+	}
+	if strings.Count(v, ActionDone) != 0 {
+		t.Errorf("a grant whose revoke is pending still offers I'm done: %s", v)
+	}
+}

@@ -32,6 +32,9 @@ func (h *Handlers) grants(ctx context.Context, r request) Result {
 		if g.RevokePending {
 			fmt.Fprintf(&b, " — :warning: revoke pending, retrying: %s", Escape(Truncate(g.LastError, 120)))
 		}
+		if why, ok := g.WaitingForVault(); ok {
+			fmt.Fprintf(&b, " — :hourglass_flowing_sand: waiting for Vault, retrying: %s", Escape(Truncate(why, 120)))
+		}
 		b.WriteString("\n")
 	}
 	return Result{Replies: []outbox.Message{reply(r.Command, b.String())}}

@@ -24,14 +24,27 @@ func (h *Handlers) Home(ctx context.Context, userID string) {
 		return
 	}
 	now := h.Now()
-	var mine, waiting []access.Block
+	var mine, waiting, stuck []access.Block
 	for _, g := range gs {
 		switch {
+		case g.Requester == p.SlackID && g.State == access.StateIssued && g.RevokePending:
+			// Ended as far as the holder is concerned, but Vault has not
+			// confirmed it yet: shown until it does.
+			mine = append(mine, access.Section(fmt.Sprintf("`%s` *%s* — :warning: revoke pending, retrying: %s",
+				g.ID, Code(g.Scope), Escape(Truncate(g.LastError, 120)))))
 		case g.Requester == p.SlackID && g.State == access.StateIssued:
 			mine = append(mine,
 				access.Section(fmt.Sprintf("`%s` *%s* — %s left (until %s)", g.ID, Code(g.Scope), left(g.ExpiresAt.Sub(now)),
 					g.ExpiresAt.UTC().Format("2006-01-02 15:04 UTC"))),
 				access.Actions("home_"+g.ID, access.Button{Text: "I'm done", ActionID: ActionDone, Value: g.ID, Style: "danger"}))
+		case g.Requester == p.SlackID && g.State == access.StateApproved:
+			if why, ok := g.WaitingForVault(); ok {
+				mine = append(mine, access.Section(fmt.Sprintf("`%s` *%s* — approved; :hourglass_flowing_sand: waiting for Vault, retrying: %s",
+					g.ID, Code(g.Scope), Escape(Truncate(why, 120)))))
+			}
+		case g.Requester != p.SlackID && g.RevokePending:
+			stuck = append(stuck, access.Section(fmt.Sprintf("`%s` %s *%s* — :warning: revoke pending, retrying: %s",
+				g.ID, userMention(g.Requester), Code(g.Scope), Escape(Truncate(g.LastError, 120)))))
 		case g.Requester != p.SlackID && g.State == access.StatePending && h.mayApprove(g, p):
 			waiting = append(waiting, access.Section(fmt.Sprintf("`%s` %s asks for *%s* for %s: %s", g.ID, userMention(g.Requester),
 				Code(g.Scope), g.TTL, Escape(Truncate(g.Reason, 200)))))
@@ -45,6 +58,10 @@ func (h *Handlers) Home(ctx context.Context, userID string) {
 	if len(waiting) > 0 {
 		blocks = append(blocks, access.Divider(), access.Section("*Waiting for an approver* (decide on the card in the approvals channel)"))
 		blocks = append(blocks, waiting...)
+	}
+	if len(stuck) > 0 {
+		blocks = append(blocks, access.Divider(), access.Section("*Revokes pending* (Vault has not confirmed them yet; retried until it does)"))
+		blocks = append(blocks, stuck...)
 	}
 	if h.Rotation != nil && policy.PlatformSecurity(h.Config, p) {
 		blocks = append(blocks, h.securityHome(ctx)...)

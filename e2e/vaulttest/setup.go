@@ -32,8 +32,22 @@ func RepoRoot() string {
 // so the README and the e2e setup cannot drift apart silently.
 func (v *Vault) applyREADME(t testing.TB) map[string]string {
 	t.Helper()
+	return v.applyBlocks(t, "")
+}
+
+// ApplyREADMEBlock runs the commands of the README's optional blocks
+// opened with "```sh <name>" (e.g. "full-scan"), as an operator turning
+// that option on would. Do it before the bot logs in: a login carries the
+// AppRole role's policies as they were then.
+func (v *Vault) ApplyREADMEBlock(t testing.TB, name string) {
+	t.Helper()
+	v.applyBlocks(t, name)
+}
+
+func (v *Vault) applyBlocks(t testing.TB, block string) map[string]string {
+	t.Helper()
 	root := RepoRoot()
-	cmds, err := readmeCommands(filepath.Join(root, readmePath))
+	cmds, err := readmeCommands(filepath.Join(root, readmePath), block)
 	if err != nil {
 		t.Fatalf("vaulttest: %v", err)
 	}
@@ -48,9 +62,10 @@ func (v *Vault) applyREADME(t testing.TB) map[string]string {
 	return out
 }
 
-// readmeCommands returns the `vault ...` lines of the ```sh blocks, split
-// into words, with comments and line continuations handled.
-func readmeCommands(path string) ([][]string, error) {
+// readmeCommands returns the `vault ...` lines of the ```sh blocks (block
+// "") or of the optional ```sh <block> blocks, split into words, with
+// comments and line continuations handled.
+func readmeCommands(path, block string) ([][]string, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
@@ -63,7 +78,9 @@ func readmeCommands(path string) ([][]string, error) {
 	for sc.Scan() {
 		line := strings.TrimSpace(sc.Text())
 		if strings.HasPrefix(line, "```") {
-			inSh = !inSh && (line == "```sh" || line == "```bash" || line == "```shell")
+			info := strings.TrimSpace(strings.TrimPrefix(line, "```"))
+			lang, name, _ := strings.Cut(info, " ")
+			inSh = !inSh && (lang == "sh" || lang == "bash" || lang == "shell") && strings.TrimSpace(name) == block
 			continue
 		}
 		if !inSh {
@@ -83,7 +100,7 @@ func readmeCommands(path string) ([][]string, error) {
 		return nil, err
 	}
 	if len(cmds) == 0 {
-		return nil, fmt.Errorf("%s has no vault commands in a ```sh block", path)
+		return nil, fmt.Errorf("%s has no vault commands in a ```sh %s block", path, block)
 	}
 	return cmds, nil
 }

@@ -44,6 +44,10 @@ func (c *Client) probes() []probe {
 	if c.method == "approle" {
 		ps = append(ps, probe{"auth/token/renew-self", []string{"update"}})
 	}
+	if c.cfg.Vault.Reconcile.FullScan {
+		// vault.reconcile.full_scan: deploy/vault/secretbot-reconcile.hcl.
+		ps = append(ps, probe{accessorsPath, []string{"list", "sudo"}})
+	}
 	if c.usesEntityGroups() {
 		ps = append(ps,
 			probe{"sys/auth", []string{"read"}},
@@ -166,7 +170,7 @@ func (c *Client) checkCapabilities(ctx context.Context, add addFunc) {
 		add(check.Fail, "sys/capabilities-self returned nothing")
 		return
 	}
-	missing := 0
+	missing, scanMissing := 0, 0
 	for _, p := range ps {
 		have := strs(secret.Data[p.path])
 		if slices.Contains(have, "root") {
@@ -177,7 +181,17 @@ func (c *Client) checkCapabilities(ctx context.Context, add addFunc) {
 			if !slices.Contains(have, want) || slices.Contains(have, "deny") {
 				add(check.Fail, "token lacks %s on %s", want, p.path)
 				missing++
+				if p.path == accessorsPath {
+					scanMissing++
+				}
 			}
+		}
+	}
+	if c.cfg.Vault.Reconcile.FullScan {
+		if scanMissing > 0 {
+			add(check.Fail, "vault.reconcile.full_scan is on but the token may not list %s: apply deploy/vault/secretbot-reconcile.hcl (see deploy/vault/README.md)", accessorsPath)
+		} else {
+			add(check.OK, "vault.reconcile.full_scan: the token may list %s (sudo)", accessorsPath)
 		}
 	}
 	if missing == 0 {

@@ -219,6 +219,17 @@ func (f *fakeVault) serve(w http.ResponseWriter, r *http.Request) {
 		reply(w, http.StatusOK, envelope(data, nil, nil))
 	case strings.HasPrefix(path, "auth/token/create/"):
 		f.create(w, r, strings.TrimPrefix(path, "auth/token/create/"), body)
+	case path == "auth/token/accessors" && (r.Method == "LIST" || r.URL.Query().Get("list") == "true"):
+		if !slices.Contains(f.caps[path], "sudo") && !slices.Contains(caller.policies, "root") {
+			errReply(w, http.StatusForbidden, "permission denied")
+			return
+		}
+		keys := make([]string, 0, len(f.accessors))
+		for a := range f.accessors {
+			keys = append(keys, a)
+		}
+		slices.Sort(keys)
+		reply(w, http.StatusOK, envelope(map[string]any{"keys": keys}, nil, nil))
 	case path == "auth/token/lookup-accessor":
 		tk := f.accessors[fmt.Sprint(body["accessor"])]
 		if tk == nil {
@@ -319,6 +330,7 @@ func lookupData(tk *fakeToken, self bool) map[string]any {
 	}
 	if tk.role != "" {
 		d["role"] = tk.role
+		d["path"] = "auth/token/create/" + tk.role
 	}
 	return d
 }

@@ -69,6 +69,7 @@ type TokenInfo struct {
 	Policies     []string
 	Meta         map[string]string
 	Role         string
+	Path         string // the path that created it, e.g. auth/token/create/secretbot
 	Type         string // service | batch
 	Orphan       bool
 	Renewable    bool
@@ -244,6 +245,7 @@ func parseTokenInfo(s *api.Secret) TokenInfo {
 		DisplayName: str(d["display_name"]),
 		Policies:    strs(d["policies"]),
 		Role:        str(d["role"]),
+		Path:        str(d["path"]),
 		Type:        str(d["type"]),
 		Orphan:      boolean(d["orphan"]),
 		Renewable:   boolean(d["renewable"]),

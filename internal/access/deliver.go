@@ -76,6 +76,9 @@ func (s *Service) Deliver(ctx context.Context, grantID string) error {
 	if !s.DryRun && s.Vault == nil {
 		return errors.New("access: deliver: Vault is not configured")
 	}
+	if err := s.vaultKnownOut(); err != nil && !s.DryRun {
+		return s.delayed(ctx, g, err) // Vault was just found out: do not hold the outbox up asking again
+	}
 	if g.Delivery == config.DeliveryEntityGroup {
 		return s.deliverGroup(ctx, g, sc)
 	}
@@ -140,8 +143,12 @@ func (s *Service) deliverWrapped(ctx context.Context, g Grant, sc *config.Scope,
 		var err error
 		w, err = s.Vault.IssueWrapped(ctx, IssueRequest{Policies: append([]string(nil), sc.VaultPolicies...), TTL: ttl,
 			Metadata: s.grantMetadata(g), DisplayName: displayName(g)})
+		s.noteVault(err)
 		if err != nil {
-			return fmt.Errorf("access: issue %s: %s", g.ID, scrub(errText(err), w.WrapToken))
+			if w.WrapToken != "" { // never expected with an error; defence in depth
+				return fmt.Errorf("access: issue %s: %s", g.ID, scrub(errText(err), w.WrapToken))
+			}
+			return s.delayed(ctx, g, err)
 		}
 		if w.WrapToken == "" || w.TokenAccessor == "" {
 			s.revokeQuietly(ctx, w)
@@ -312,7 +319,10 @@ func (s *Service) deliverGroup(ctx context.Context, g Grant, sc *config.Scope) e
 	if s.DryRun {
 		group = ""
 	} else if err := s.Vault.JoinGroup(ctx, group, append([]string(nil), sc.VaultPolicies...), g.Email, s.grantMetadata(g)); err != nil {
-		return fmt.Errorf("access: deliver %s (group): %s", g.ID, errText(err))
+		s.noteVault(err)
+		return s.delayed(ctx, g, err)
+	} else {
+		s.noteVault(nil)
 	}
 	ctx = context.WithoutCancel(ctx) // the group exists: finish the bookkeeping
 	_, err := s.change(ctx, g.ID, func(tx Tx, cur Grant) (Grant, bool, error) {

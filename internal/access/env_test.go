@@ -190,6 +190,9 @@ func (e *env) assertNoToken() {
 		texts = append(texts, err.Error())
 	}
 	for _, tok := range e.vault.Tokens() {
+		if tok.WrapToken == "" {
+			continue // a token put in Vault by the test, not issued by the bot
+		}
 		for _, s := range texts {
 			if strings.Contains(s, tok.WrapToken) || strings.Contains(s, accesstest.WrapTokenPrefix) {
 				e.t.Errorf("a wrapping token leaked: %s", s)

@@ -212,6 +212,8 @@ func endText(reason string) string {
 		return "the incident resolved"
 	case reason == EndWrapUnused:
 		return "the wrapping token was never unwrapped"
+	case reason == EndGone:
+		return "Vault no longer had it (revoked or deleted outside secretbot)"
 	case strings.HasPrefix(reason, endRevokedBy):
 		return "revoked by " + "<@" + strings.TrimPrefix(reason, endRevokedBy) + ">"
 	}
@@ -326,6 +328,9 @@ func issuedNotice(channel string, g Grant) outbox.Message {
 }
 
 func endedNotice(channel string, g Grant) outbox.Message {
+	if g.EndReason == EndGone {
+		return securityNotice(channel, g, ":warning: *Vault drift*: marked revoked, "+endText(g.EndReason)+":")
+	}
 	return securityNotice(channel, g, fmt.Sprintf(":lock: *Ended* (%s):", Escape(endText(g.EndReason))))
 }
 

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/secretbot/secretbot/internal/audit"
+	"github.com/secretbot/secretbot/internal/outbox"
 	"github.com/secretbot/secretbot/internal/policy"
 )
 
@@ -135,6 +136,11 @@ func (s *Service) end(ctx context.Context, g Grant, reason, actor, why string) (
 					if err := tx.Audit(ctx, event(actor, ActRevokeFailed, audit.Failed, endText(reason)+": "+msg, ng)); err != nil {
 						return cur, false, err
 					}
+					if ch := s.Config.Slack.SecurityChannel; ch != "" {
+						if err := tx.Send(ctx, revokePendingNotice(ch, ng)); err != nil {
+							return cur, false, err
+						}
+					}
 				}
 				return ng, first || cur.LastError != msg || cur.EndReason != reason, nil
 			})
@@ -187,6 +193,13 @@ func (s *Service) end(ctx context.Context, g Grant, reason, actor, why string) (
 func (s *Service) sendEnded(ctx context.Context, tx Tx, before, g Grant) error {
 	if err := tx.Send(ctx, endedDM(g)); err != nil {
 		return err
+	}
+	if by, ok := strings.CutPrefix(g.EndReason, endRevokedBy); ok && before.RevokePending && by != g.Requester {
+		// Who asked was told "revoke pending"; now tell them it is done.
+		line := fmt.Sprintf(":lock: The revoke of %s (%s for <@%s>) you asked for is done: Vault confirmed it.", Code(g.ID), Code(g.Scope), g.Requester)
+		if err := tx.Send(ctx, outbox.Message{Kind: outbox.DM, Target: by, Text: line, Blocks: Blocks(Section(line))}); err != nil {
+			return err
+		}
 	}
 	if before.State == StateIssued {
 		if ch := s.Config.Slack.SecurityChannel; ch != "" {

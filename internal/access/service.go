@@ -37,6 +37,7 @@ type Service struct {
 
 	mu       sync.Mutex
 	lastPoll map[string]time.Time // grant id -> last incident poll
+	vaultOut vaultOutage          // deliveries skip Vault for a moment after it was found out (outage.go)
 }
 
 // Actor of events the service does on its own.

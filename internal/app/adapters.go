@@ -185,25 +185,26 @@ type vaultGrants struct{ c *vault.Client }
 func (v vaultGrants) IssueWrapped(ctx context.Context, r access.IssueRequest) (access.Wrapped, error) {
 	w, err := v.c.IssueWrapped(ctx, vault.IssueRequest{Policies: r.Policies, TTL: r.TTL, Metadata: r.Metadata, DisplayName: r.DisplayName})
 	if err != nil {
-		return access.Wrapped{}, err
+		return access.Wrapped{}, vaultErr(err)
 	}
 	return access.Wrapped{WrapToken: w.WrapToken, WrapAccessor: w.WrapAccessor, TokenAccessor: w.TokenAccessor, WrapExpires: w.WrapExpiresAt}, nil
 }
 
 func (v vaultGrants) RevokeAccessor(ctx context.Context, accessor string) error {
-	return v.c.RevokeAccessor(ctx, accessor)
+	return vaultErr(v.c.RevokeAccessor(ctx, accessor))
 }
 
 func (v vaultGrants) AccessorAlive(ctx context.Context, accessor string) (bool, error) {
-	return v.c.AccessorAlive(ctx, accessor)
+	alive, err := v.c.AccessorAlive(ctx, accessor)
+	return alive, vaultErr(err)
 }
 
 func (v vaultGrants) JoinGroup(ctx context.Context, group string, policies []string, email string, meta map[string]string) error {
-	return v.c.JoinGroup(ctx, group, policies, email, meta)
+	return vaultErr(v.c.JoinGroup(ctx, group, policies, email, meta))
 }
 
 func (v vaultGrants) DeleteGroup(ctx context.Context, group string) error {
-	return v.c.DeleteGroup(ctx, group)
+	return vaultErr(v.c.DeleteGroup(ctx, group))
 }
 
 // messenger sends the one DM that carries a wrapping token, at once.

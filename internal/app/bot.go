@@ -220,6 +220,11 @@ func runBot(ctx context.Context, path string, dryRun bool, getenv func(string) s
 	sched.Wake = dl.wake
 	bg.Go(func() { sched.Run(runCtx) })
 	bg.Go(func() { sweep(runCtx, rot, 10*time.Second, log, dl.wake) })
+	// Vault drift: live grants checked against Vault now and every
+	// vault.reconcile.every (internal/app/reconcile.go).
+	rec := &access.Reconciler{Service: svc, Vault: vaultDrift{vc}, FullScan: cfg.Vault.Reconcile.FullScan}
+	recMetrics := newReconcileMetrics(e.metrics.reg)
+	bg.Go(func() { reconcileLoop(runCtx, rec, cfg.Vault.Reconcile.Every.D(), recMetrics, log, dl.wake) })
 
 	sockErr := sock.run(runCtx)
 

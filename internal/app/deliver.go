@@ -146,10 +146,17 @@ func (d *deliverer) deliver(ctx context.Context, row store.OutboxMessage) {
 		return
 	}
 	wait := max(after, retryDelay(row.Attempts))
+	if m.Kind == outbox.DeliverGrant {
+		wait = min(wait, grantRetryCap) // a grant waiting for Vault is issued soon after Vault is back
+	}
 	d.metrics.delivered.Inc(m.Kind, "retry")
 	log.Warn("delivery failed; will retry", "kind", m.Kind, "attempt", row.Attempts+1, "retry_in", wait.String(), "err", err)
 	_ = d.db.OutboxRetry(bctx, row.ID, d.now().Add(wait), err.Error(), false)
 }
+
+// grantRetryCap bounds the wait between attempts to deliver a grant: the
+// requester was told it comes as soon as Vault is back.
+const grantRetryCap = 30 * time.Second
 
 // retryDelay grows with each attempt, up to five minutes.
 func retryDelay(attempts int) time.Duration {

@@ -55,6 +55,8 @@ type Vault struct {
 	// EntityAuthMount is the auth mount path (e.g. "oidc/") whose entity aliases
 	// identify people for entity-group delivery, matched by e-mail.
 	EntityAuthMount string `yaml:"entity_auth_mount"`
+	// Reconcile is the drift reconciler's schedule and opt-in full scan.
+	Reconcile Reconcile `yaml:"reconcile"`
 }
 
 // PagerDuty is optional; without a token the scopes needing it are disabled.

@@ -139,6 +139,7 @@ func applyDefaults(c *Config, seen map[string]bool) {
 	}
 	applyInventoryDefaults(c, seen)
 	applyBackupDefaults(c, seen)
+	applyReconcileDefaults(c, seen)
 }
 
 // readCreds takes every credential from the environment. Surrounding

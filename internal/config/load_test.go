@@ -167,7 +167,8 @@ func TestDefaults(t *testing.T) {
 	want := Config{
 		Slack: Slack{Command: "/secrets", SecurityChannel: "C0123ABC", ApprovalsChannel: "C0123ABC"},
 		Vault: Vault{Namespace: "lumi/platform", TokenRole: "secretbot", TokenRoleMaxTTL: Duration(12 * time.Hour),
-			KVMount: "kv", WrapTTL: Duration(10 * time.Minute), DeliveryLease: Duration(2 * time.Minute)},
+			KVMount: "kv", WrapTTL: Duration(10 * time.Minute), DeliveryLease: Duration(2 * time.Minute),
+			Reconcile: Reconcile{Every: Duration(10 * time.Minute)}},
 		PagerDuty: PagerDuty{IncidentPollInterval: Duration(time.Minute)},
 		Jira:      Jira{ApprovedStatuses: []string{"Approved"}, IssueType: "Task"},
 		Storage:   Storage{Path: "secretbot.db"},

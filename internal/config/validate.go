@@ -66,6 +66,7 @@ func validate(c *Config, p *collector) {
 		validateScope(c, i, names, p)
 	}
 	validateInventory(c, p)
+	validateReconcile(c, p)
 	validateRotation(c, p)
 	validateSchedule(&c.Schedule, p)
 	validateBackup(&c.Backup, p)

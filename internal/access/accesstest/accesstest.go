@@ -499,13 +499,14 @@ func wait(ctx context.Context, d time.Duration) error {
 
 // Vault is a fake Vault: tokens and wrapping tokens by accessor, and groups.
 type Vault struct {
-	mu      sync.Mutex
-	n       int
-	tokens  map[string]Token // token accessor
-	wraps   map[string]bool  // wrap accessor -> alive (unused)
-	groups  map[string]Group
-	issued  []access.IssueRequest
-	revoked []string
+	mu       sync.Mutex
+	n        int
+	tokens   map[string]Token // token accessor
+	wraps    map[string]bool  // wrap accessor -> alive (unused)
+	groups   map[string]Group
+	issued   []access.IssueRequest
+	revoked  []string
+	driftErr error
 
 	// IssueErr, RevokeErr, AliveErr, JoinErr, DeleteErr fail those calls.
 	IssueErr, RevokeErr, AliveErr, JoinErr, DeleteErr error
@@ -523,6 +524,8 @@ type Token struct {
 	Accessor, WrapAccessor, WrapToken string
 	Request                           access.IssueRequest
 	Alive                             bool
+	Role                              string // the token role it came from ("secretbot" for issued ones)
+	CreatedAt                         time.Time
 }
 
 // Group is a grant group the fake holds.
@@ -565,6 +568,8 @@ func (v *Vault) IssueWrapped(ctx context.Context, r access.IssueRequest) (access
 		WrapToken:    fmt.Sprintf("%s%04dXYZ", WrapTokenPrefix, v.n),
 		Request:      r,
 		Alive:        true,
+		Role:         "secretbot",
+		CreatedAt:    now(),
 	}
 	v.tokens[t.Accessor] = t
 	v.wraps[t.WrapAccessor] = true
@@ -671,6 +676,76 @@ func (v *Vault) Groups() map[string]Group {
 		out[k] = g
 	}
 	return out
+}
+
+// ---- drift (access.VaultDrift) ----
+
+// SetDriftErr makes GroupHasMember, TokenAccessors and LookupToken fail
+// (Vault unreachable for the reconciler).
+func (v *Vault) SetDriftErr(err error) { v.mu.Lock(); v.driftErr = err; v.mu.Unlock() }
+
+func (v *Vault) GroupHasMember(ctx context.Context, group, email string) (bool, error) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.driftErr != nil {
+		return false, v.driftErr
+	}
+	g, ok := v.groups[group]
+	return ok && g.Email == email, nil
+}
+
+func (v *Vault) TokenAccessors(ctx context.Context) ([]string, error) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.driftErr != nil {
+		return nil, v.driftErr
+	}
+	var out []string
+	for a, t := range v.tokens {
+		if t.Alive {
+			out = append(out, a)
+		}
+	}
+	slices.Sort(out)
+	return out, nil
+}
+
+func (v *Vault) LookupToken(ctx context.Context, accessor string) (access.TokenFacts, error) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.driftErr != nil {
+		return access.TokenFacts{}, v.driftErr
+	}
+	t, ok := v.tokens[accessor]
+	if !ok || !t.Alive {
+		return access.TokenFacts{}, access.ErrTokenGone
+	}
+	path := "auth/token/create"
+	if t.Role != "" {
+		path += "/" + t.Role
+	}
+	return access.TokenFacts{Accessor: accessor, Role: t.Role, Path: path, Meta: t.Request.Metadata, CreatedAt: t.CreatedAt}, nil
+}
+
+// Forget revokes a token behind the bot's back (as an operator with root would).
+func (v *Vault) Forget(accessor string) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if t, ok := v.tokens[accessor]; ok {
+		t.Alive = false
+		v.tokens[accessor] = t
+	}
+}
+
+// RemoveGroup deletes a group behind the bot's back.
+func (v *Vault) RemoveGroup(group string) { v.mu.Lock(); delete(v.groups, group); v.mu.Unlock() }
+
+// AddToken puts a live token the bot did not issue (role "" for none).
+func (v *Vault) AddToken(accessor, role string, meta map[string]string, created time.Time) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.tokens[accessor] = Token{Accessor: accessor, Role: role, Alive: true, CreatedAt: created,
+		Request: access.IssueRequest{Metadata: meta}}
 }
 
 // ---------------------------------------------------------------- Messenger
