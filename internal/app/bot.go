@@ -227,7 +227,7 @@ func runBot(ctx context.Context, path string, dryRun bool, getenv func(string) s
 	close(stopDeliver)
 	delivering.Wait() // the last flush below must not race a round in progress
 	flushCtx, cancelFlush := context.WithDeadline(context.WithoutCancel(ctx), deadline)
-	dl.flush(flushCtx, nil)
+	dl.flush(flushCtx)
 	cancelFlush()
 	stopRun()
 	shutCtx, cancelShut := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
