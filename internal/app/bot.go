@@ -157,7 +157,7 @@ func runBot(ctx context.Context, path string, dryRun bool, getenv func(string) s
 		dialer:    &websocket.Dialer{HandshakeTimeout: 10 * time.Second, Proxy: http.ProxyFromEnvironment},
 		log:       log,
 		handle:    in.accept,
-		pingEvery: 10 * time.Second,
+		pingEvery: 5 * time.Second, // a half-open socket is noticed within 10s
 		acked: func(typ string, d time.Duration) {
 			e.metrics.acked.Inc(typ)
 			e.metrics.ackLatency.Observe(d.Seconds())
