@@ -47,6 +47,7 @@ type config struct {
 	pingInterval       time.Duration
 	disconnectGrace    time.Duration
 	triggerLife        time.Duration
+	redeliverAfter     time.Duration
 	now                func() time.Time
 }
 
@@ -79,6 +80,14 @@ func WithDisconnectGrace(d time.Duration) Option {
 	return func(c *config) { c.disconnectGrace = d }
 }
 
+// WithRedelivery makes the server redeliver envelopes as Slack does when
+// they are not acked: each one unacked after d is sent again (retry_attempt
+// +1, retry_reason "timeout", up to 3 retries), and those unacked on a
+// connection that closes are sent again on the next one at once.
+func WithRedelivery(d time.Duration) Option {
+	return func(c *config) { c.redeliverAfter = d }
+}
+
 // WithTriggerLife sets how long a trigger_id can open a view (Slack: 3s).
 func WithTriggerLife(d time.Duration) Option {
 	return func(c *config) { c.triggerLife = d }
@@ -107,6 +116,7 @@ type Server struct {
 	envs          map[string]*envelope
 	envOrder      []string
 	pendingFrames []*envelope
+	redelivered   int
 	acks          map[string][]Ack
 	dropped       []Ack
 	calls         []Call
@@ -161,6 +171,10 @@ func New(t testing.TB, opts ...Option) *Server {
 	s.srv = httptest.NewServer(mux)
 	s.URL = s.srv.URL
 	t.Cleanup(s.Close)
+	if cfg.redeliverAfter > 0 {
+		s.wg.Add(1)
+		go s.redeliverLoop()
+	}
 	return s
 }
 
