@@ -107,6 +107,7 @@ type Server struct {
 
 	mu            sync.Mutex
 	closed        bool
+	public        string // SetPublicURL
 	authFail      string
 	seq           int
 	tsSeq         int
@@ -253,6 +254,23 @@ func (s *Server) SetError(method, code string) {
 		return
 	}
 	s.faults.Put(method, fault.Fault{Status: http.StatusOK, Body: `{"ok":false,"error":"` + code + `"}`})
+}
+
+// SetPublicURL makes response_urls start with base instead of URL, e.g. a
+// proxy in front of the server that a test can take down; "" restores URL.
+// (The websocket URL already follows the host the client asked.)
+func (s *Server) SetPublicURL(base string) {
+	s.mu.Lock()
+	s.public = strings.TrimSuffix(base, "/")
+	s.mu.Unlock()
+}
+
+// publicURL is the base of response_urls; callers may hold s.mu.
+func (s *Server) publicURL() string {
+	if s.public != "" {
+		return s.public
+	}
+	return s.URL
 }
 
 // nextID returns a fresh sequence number; callers hold s.mu.
