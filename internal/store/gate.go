@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 	"sync"
+	"time"
 )
 
 // writeGate admits this process's write transactions one at a time, in
@@ -13,19 +14,29 @@ import (
 // seconds. Under load that was the envelope insert an ack waits for, past
 // Slack's 3-second limit. Queued here, each writer starts the moment the
 // previous one ends; busy_timeout still covers other processes.
+//
+// A writer that has waited busyWait (the busy_timeout) goes on without the
+// gate, to SQLite's own locking: so a transaction that, against InTx's
+// rule, writes through the DB from inside another fails as it did before
+// the gate (SQLITE_BUSY) instead of waiting forever.
 type writeGate struct {
 	mu     sync.Mutex
 	held   bool
 	queues [2][]chan struct{} // urgent, then normal; FIFO each
+	wait   time.Duration      // 0: busyWait
 }
 
-// enter waits for the gate (or ctx). Each successful enter needs one leave.
-func (g *writeGate) enter(ctx context.Context, urgent bool) error {
+const busyWait = 5 * time.Second // as busy_timeout in dsnParams
+
+// enter waits for the gate, until ctx ends or the wait runs out. held
+// reports whether the caller has the gate (and must leave it); without it
+// the caller goes on unless err is set.
+func (g *writeGate) enter(ctx context.Context, urgent bool) (held bool, err error) {
 	g.mu.Lock()
 	if !g.held {
 		g.held = true
 		g.mu.Unlock()
-		return nil
+		return true, nil
 	}
 	q := 1
 	if urgent {
@@ -33,21 +44,32 @@ func (g *writeGate) enter(ctx context.Context, urgent bool) error {
 	}
 	ch := make(chan struct{})
 	g.queues[q] = append(g.queues[q], ch)
+	wait := g.wait
+	if wait == 0 {
+		wait = busyWait
+	}
 	g.mu.Unlock()
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
 	select {
 	case <-ch:
-		return nil
+		return true, nil
 	case <-ctx.Done():
-		g.mu.Lock()
-		if i := slices.Index(g.queues[q], ch); i >= 0 {
-			g.queues[q] = slices.Delete(g.queues[q], i, i+1)
-			g.mu.Unlock()
-			return ctx.Err()
-		}
-		g.mu.Unlock()
-		g.leave() // handed the gate just as ctx ended: pass it on
-		return ctx.Err()
+		err = ctx.Err()
+	case <-timer.C:
 	}
+	g.mu.Lock()
+	if i := slices.Index(g.queues[q], ch); i >= 0 {
+		g.queues[q] = slices.Delete(g.queues[q], i, i+1)
+		g.mu.Unlock()
+		return false, err
+	}
+	g.mu.Unlock()
+	if err != nil {
+		g.leave() // handed the gate just as ctx ended: pass it on
+		return false, err
+	}
+	return true, nil // handed the gate just as the wait ran out
 }
 
 // leave hands the gate to the next waiter, or opens it.

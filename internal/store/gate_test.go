@@ -11,8 +11,8 @@ import (
 func TestWriteGateOrder(t *testing.T) {
 	var g writeGate
 	ctx := context.Background()
-	if err := g.enter(ctx, false); err != nil {
-		t.Fatal(err)
+	if held, err := g.enter(ctx, false); !held || err != nil {
+		t.Fatal(held, err)
 	}
 	var mu sync.Mutex
 	var order []string
@@ -20,8 +20,8 @@ func TestWriteGateOrder(t *testing.T) {
 	queued := 0
 	queue := func(name string, urgent bool) {
 		wg.Go(func() {
-			if err := g.enter(ctx, urgent); err != nil {
-				t.Error(err)
+			if held, err := g.enter(ctx, urgent); !held || err != nil {
+				t.Error(held, err)
 				return
 			}
 			mu.Lock()
@@ -42,13 +42,19 @@ func TestWriteGateOrder(t *testing.T) {
 	// A waiter whose context ends leaves the queue without the gate.
 	cctx, cancel := context.WithCancel(ctx)
 	gaveUp := make(chan error)
-	go func() { gaveUp <- g.enter(cctx, true) }()
+	go func() {
+		held, err := g.enter(cctx, true)
+		if held {
+			err = nil
+		}
+		gaveUp <- err
+	}()
 	for countQueued(&g) != 5 {
 		time.Sleep(time.Millisecond)
 	}
 	cancel()
 	if err := <-gaveUp; err == nil {
-		t.Fatal("enter returned nil after its context ended")
+		t.Fatal("enter held the gate or returned nil after its context ended")
 	}
 	g.leave()
 	wg.Wait()
@@ -64,4 +70,25 @@ func countQueued(g *writeGate) int {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	return len(g.queues[0]) + len(g.queues[1])
+}
+
+func TestWriteGateWaitRunsOut(t *testing.T) {
+	g := writeGate{wait: 50 * time.Millisecond}
+	ctx := context.Background()
+	if held, err := g.enter(ctx, false); !held || err != nil {
+		t.Fatal(held, err)
+	}
+	// A nested write (against InTx's rule) goes on without the gate after
+	// the wait, to fail in SQLite as before rather than wait forever.
+	held, err := g.enter(ctx, true)
+	if held || err != nil {
+		t.Fatalf("after the wait: held=%v err=%v, want to go on without the gate", held, err)
+	}
+	if countQueued(&g) != 0 {
+		t.Fatal("the waiter stayed queued")
+	}
+	g.leave()
+	if g.held {
+		t.Fatal("the gate stayed held")
+	}
 }

@@ -159,8 +159,8 @@ func (db *DB) Ping(ctx context.Context) error {
 // InTx runs fn in a write transaction and commits when it returns nil. The
 // whole transaction (fn included) is retried a few times when the database
 // is busy or an audit seq was taken, so fn must not have effects outside the
-// transaction. fn must not call DB methods that write (they would wait
-// forever for the write gate fn holds). fn's own error is returned as is.
+// transaction. fn must not call DB methods that write (they would wait for
+// the write lock fn holds, then fail). fn's own error is returned as is.
 func (db *DB) InTx(ctx context.Context, fn func(tx *Tx) error) error {
 	return db.inTx(ctx, false, fn)
 }
@@ -186,10 +186,13 @@ func (db *DB) inTx(ctx context.Context, urgent bool, fn func(tx *Tx) error) erro
 }
 
 func (db *DB) tryTx(ctx context.Context, urgent bool, fn func(tx *Tx) error) (err error) {
-	if err := db.gate.enter(ctx, urgent); err != nil {
+	held, err := db.gate.enter(ctx, urgent)
+	if err != nil {
 		return fmt.Errorf("store: begin: %w", err)
 	}
-	defer db.gate.leave()
+	if held {
+		defer db.gate.leave()
+	}
 	stx, err := db.sql.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("store: begin: %w", err)
