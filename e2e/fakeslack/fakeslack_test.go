@@ -386,3 +386,56 @@ func TestWebAPI(t *testing.T) {
 		t.Errorf("error reply err = %v", err)
 	}
 }
+
+func TestWithRedeliveryRetriesUnackedOnTimeout(t *testing.T) {
+	s := fakeslack.New(t, fakeslack.WithPingInterval(100*time.Millisecond), fakeslack.WithRedelivery(200*time.Millisecond))
+	first := true
+	c := startClient(t, s, func(ev socketmode.Event) (any, bool) {
+		skip := first
+		first = false
+		return nil, skip
+	})
+	if err := s.WaitConnections(1, wait); err != nil {
+		t.Fatal(err)
+	}
+	envID, _ := s.SendSlashCommand("U0ALICE", "whoami")
+	if ev := c.next(t); ev.Request.RetryAttempt != 0 {
+		t.Fatalf("first delivery = %+v", ev.Request)
+	}
+	// Not acked: it comes again by itself, and once acked, no more.
+	if ev := c.next(t); ev.Request.RetryAttempt != 1 || ev.Request.RetryReason != "timeout" {
+		t.Fatalf("redelivery = %+v", ev.Request)
+	}
+	if _, _, err := s.WaitAck(envID, wait); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond)
+	if n := s.Redelivered(); n != 1 {
+		t.Errorf("%d redeliveries, want 1", n)
+	}
+}
+
+func TestStalledConnectionLosesFramesUntilReplaced(t *testing.T) {
+	s := fakeslack.New(t, fakeslack.WithPingInterval(100*time.Millisecond), fakeslack.WithRedelivery(time.Hour))
+	c := startClient(t, s, nil)
+	if err := s.WaitConnections(1, wait); err != nil {
+		t.Fatal(err)
+	}
+	s.Stall()
+	s.SendHello() // lost too
+	envID, _ := s.SendSlashCommand("U0ALICE", "whoami")
+	select {
+	case ev := <-c.reqs:
+		t.Fatalf("a frame crossed a stalled connection: %+v", ev.Request)
+	case <-time.After(300 * time.Millisecond):
+	}
+	// The client gives up on the silent connection (here, the test drops
+	// it): the unacked envelope comes again on the next connection.
+	s.DropConnection()
+	if ev := c.next(t); ev.Request.EnvelopeID != envID || ev.Request.RetryAttempt != 1 {
+		t.Fatalf("after reconnecting got %+v", ev.Request)
+	}
+	if _, _, err := s.WaitAck(envID, wait); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -19,6 +19,10 @@ type Call struct {
 	// JSON holds a JSON body, decoded.
 	JSON map[string]any
 	Time time.Time
+	// Status is the HTTP status of a fault injected into the answer (0 when
+	// none was), RetryAfter the Retry-After header sent with it.
+	Status     int
+	RetryAfter string
 }
 
 // Param returns a parameter from the form, or from the JSON body (strings

@@ -47,6 +47,7 @@ type config struct {
 	pingInterval       time.Duration
 	disconnectGrace    time.Duration
 	triggerLife        time.Duration
+	redeliverAfter     time.Duration
 	now                func() time.Time
 }
 
@@ -79,6 +80,14 @@ func WithDisconnectGrace(d time.Duration) Option {
 	return func(c *config) { c.disconnectGrace = d }
 }
 
+// WithRedelivery makes the server redeliver envelopes as Slack does when
+// they are not acked: each one unacked after d is sent again (retry_attempt
+// +1, retry_reason "timeout", up to 3 retries), and those unacked on a
+// connection that closes are sent again on the next one at once.
+func WithRedelivery(d time.Duration) Option {
+	return func(c *config) { c.redeliverAfter = d }
+}
+
 // WithTriggerLife sets how long a trigger_id can open a view (Slack: 3s).
 func WithTriggerLife(d time.Duration) Option {
 	return func(c *config) { c.triggerLife = d }
@@ -98,6 +107,7 @@ type Server struct {
 
 	mu            sync.Mutex
 	closed        bool
+	public        string // SetPublicURL
 	authFail      string
 	seq           int
 	tsSeq         int
@@ -107,6 +117,7 @@ type Server struct {
 	envs          map[string]*envelope
 	envOrder      []string
 	pendingFrames []*envelope
+	redelivered   int
 	acks          map[string][]Ack
 	dropped       []Ack
 	calls         []Call
@@ -161,6 +172,10 @@ func New(t testing.TB, opts ...Option) *Server {
 	s.srv = httptest.NewServer(mux)
 	s.URL = s.srv.URL
 	t.Cleanup(s.Close)
+	if cfg.redeliverAfter > 0 {
+		s.wg.Add(1)
+		go s.redeliverLoop()
+	}
 	return s
 }
 
@@ -239,6 +254,23 @@ func (s *Server) SetError(method, code string) {
 		return
 	}
 	s.faults.Put(method, fault.Fault{Status: http.StatusOK, Body: `{"ok":false,"error":"` + code + `"}`})
+}
+
+// SetPublicURL makes response_urls start with base instead of URL, e.g. a
+// proxy in front of the server that a test can take down; "" restores URL.
+// (The websocket URL already follows the host the client asked.)
+func (s *Server) SetPublicURL(base string) {
+	s.mu.Lock()
+	s.public = strings.TrimSuffix(base, "/")
+	s.mu.Unlock()
+}
+
+// publicURL is the base of response_urls; callers may hold s.mu.
+func (s *Server) publicURL() string {
+	if s.public != "" {
+		return s.public
+	}
+	return s.URL
 }
 
 // nextID returns a fresh sequence number; callers hold s.mu.

@@ -2,10 +2,12 @@ package fakeslack
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -46,6 +48,7 @@ type envelope struct {
 
 	raw    []byte
 	sentAt time.Time
+	conn   int // the connection it was last written to
 }
 
 func (e *envelope) frame() []byte {
@@ -62,9 +65,16 @@ type wsConn struct {
 	writeMu   sync.Mutex
 	closeOnce sync.Once
 	closed    chan struct{}
+	// stalled: the connection is half-open. Nothing written to it arrives,
+	// nothing it sends (acks, pongs) is read, no ping goes out; it ends
+	// only when the client closes it.
+	stalled atomic.Bool
 }
 
 func (w *wsConn) write(b []byte) error {
+	if w.stalled.Load() {
+		return nil // lost in the network
+	}
 	w.writeMu.Lock()
 	defer w.writeMu.Unlock()
 	_ = w.c.SetWriteDeadline(time.Now().Add(5 * time.Second))
@@ -125,6 +135,9 @@ func (s *Server) handleLink(w http.ResponseWriter, r *http.Request) {
 		s.mu.Lock()
 		delete(s.conns, conn.id)
 		s.mu.Unlock()
+		if s.cfg.redeliverAfter > 0 {
+			s.redeliverUnacked(false, func(env *envelope) bool { return env.conn == conn.id })
+		}
 		s.changed.Fire()
 	}()
 
@@ -140,10 +153,23 @@ func (s *Server) handleLink(w http.ResponseWriter, r *http.Request) {
 		s.wg.Add(1)
 		go s.pinger(conn)
 	}
+	c.SetPingHandler(func(data string) error {
+		if conn.stalled.Load() {
+			return nil // half-open: the ping never arrived
+		}
+		err := c.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(time.Second))
+		if errors.Is(err, websocket.ErrCloseSent) {
+			return nil
+		}
+		return err
+	})
 	for {
 		_, data, err := c.ReadMessage()
 		if err != nil {
 			return
+		}
+		if conn.stalled.Load() {
+			continue // half-open: the ack never arrives
 		}
 		s.recordAck(conn.id, data)
 	}
@@ -160,6 +186,9 @@ func (s *Server) pinger(conn *wsConn) {
 		case <-s.done:
 			return
 		case <-t.C:
+			if conn.stalled.Load() {
+				continue
+			}
 			if conn.c.WriteControl(websocket.PingMessage, fmt.Appendf(nil, "ping-%d", n), time.Now().Add(time.Second)) != nil {
 				return
 			}
@@ -180,7 +209,9 @@ func (s *Server) recordAck(connID int, data []byte) {
 	ack := Ack{EnvelopeID: a.EnvelopeID, Payload: a.Payload, At: now, Conn: connID, Size: len(data)}
 	if env, ok := s.envs[a.EnvelopeID]; ok {
 		ack.Attempt = env.RetryAttempt
-		ack.Latency = now.Sub(env.sentAt)
+		if !env.sentAt.IsZero() { // zero: a redelivery is queued; this answers an earlier one
+			ack.Latency = now.Sub(env.sentAt)
+		}
 	}
 	if len(data) >= maxSocketFrame {
 		// Slack silently drops frames of 20 KB or more.
@@ -301,6 +332,7 @@ func (s *Server) flushPending() {
 		}
 		conn := s.conns[ids[rand.IntN(len(ids))]]
 		env.sentAt = s.now()
+		env.conn = conn.id
 		frame := env.frame()
 		s.mu.Unlock()
 		if conn.write(frame) != nil {
@@ -400,4 +432,86 @@ func (s *Server) openConns() []*wsConn {
 		out = append(out, c)
 	}
 	return out
+}
+
+// SendHello sends another hello on every open websocket, as Slack sometimes
+// does on a connection it already greeted.
+func (s *Server) SendHello() {
+	frame := fmt.Appendf(nil, `{"type":"hello","num_connections":%d,"debug_info":{"host":%q},"connection_info":{"app_id":%q}}`,
+		s.Connections(), fakeSlackHost, DefaultAppID)
+	for _, c := range s.openConns() {
+		_ = c.write(frame)
+	}
+	s.changed.Fire()
+}
+
+// Stall makes every open websocket half-open, like a connection lost
+// without a close: frames sent to it vanish, its acks and pongs are never
+// read, no ping goes out. It ends when the client closes it.
+func (s *Server) Stall() {
+	for _, c := range s.openConns() {
+		c.stalled.Store(true)
+	}
+}
+
+// redeliverLoop sends again every envelope unacked after redeliverAfter.
+func (s *Server) redeliverLoop() {
+	defer s.wg.Done()
+	t := time.NewTicker(s.cfg.redeliverAfter / 4)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.done:
+			return
+		case <-t.C:
+			cutoff := s.now().Add(-s.cfg.redeliverAfter)
+			s.redeliverUnacked(true, func(env *envelope) bool { return env.sentAt.Before(cutoff) })
+		}
+	}
+}
+
+// maxRetries is how often Slack retries an unacked envelope.
+const maxRetries = 3
+
+// redeliverUnacked sends again the envelopes that were written, never
+// acked, are not waiting to be written, and match; with limited, only
+// those retried fewer than maxRetries times (a connection that closed gets
+// its unacked envelopes sent again however often they were).
+func (s *Server) redeliverUnacked(limited bool, match func(*envelope) bool) {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	queued := map[string]bool{}
+	for _, env := range s.pendingFrames {
+		queued[env.EnvelopeID] = true
+	}
+	var again []*envelope
+	for _, id := range s.envOrder {
+		env := s.envs[id]
+		if env.raw != nil || env.sentAt.IsZero() || queued[id] || len(s.acks[id]) > 0 ||
+			(limited && env.RetryAttempt >= maxRetries) || !match(env) {
+			continue
+		}
+		next := *env
+		next.RetryAttempt++
+		next.RetryReason = "timeout"
+		next.sentAt, next.conn = time.Time{}, 0
+		s.envs[id] = &next
+		s.pendingFrames = append(s.pendingFrames, &next)
+		again = append(again, &next)
+	}
+	s.redelivered += len(again)
+	s.mu.Unlock()
+	if len(again) > 0 {
+		s.flushPending()
+	}
+}
+
+// Redelivered reports how many deliveries WithRedelivery repeated.
+func (s *Server) Redelivered() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.redelivered
 }

@@ -41,7 +41,7 @@ func (s *Server) newTriggerLocked(user string) string {
 func (s *Server) newResponseURLLocked(t respondTarget) string {
 	n := fmt.Sprint(s.nextID())
 	s.respond[n] = &t
-	return s.URL + responseURLPathPrefix + n
+	return s.publicURL() + responseURLPathPrefix + n
 }
 
 func (s *Server) useTrigger(id string) (string, string) {
@@ -145,7 +145,7 @@ func (s *Server) handleRespond(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	t.uses++
-	resp := Response{URL: s.URL + r.URL.Path, Body: parsed, Raw: body, At: s.now()}
+	resp := Response{URL: s.publicURL() + r.URL.Path, Body: parsed, Raw: body, At: s.now()}
 	resp.ResponseType, _ = parsed["response_type"].(string)
 	resp.Text, _ = parsed["text"].(string)
 	resp.ReplaceOriginal, _ = parsed["replace_original"].(bool)

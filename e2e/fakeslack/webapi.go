@@ -81,8 +81,15 @@ func (s *Server) handleAPI(w http.ResponseWriter, r *http.Request) {
 	method := strings.TrimPrefix(r.URL.Path, apiPathPrefix)
 	call, token := parseCall(r, method)
 	call.Time = s.now()
+	f, faulted := s.faults.Take(method)
+	if faulted {
+		call.Status, call.RetryAfter = f.Status, f.RetryAfter
+		if f.Status == http.StatusTooManyRequests && f.RetryAfter == "" {
+			call.RetryAfter = "1" // fault.Apply's default
+		}
+	}
 	s.record(call)
-	if f, ok := s.faults.Take(method); ok && fault.Apply(w, r, f, errBody) {
+	if faulted && fault.Apply(w, r, f, errBody) {
 		return
 	}
 	if code := s.authError(method, token); code != "" {

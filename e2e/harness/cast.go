@@ -1,6 +1,7 @@
 package harness
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -105,4 +106,22 @@ func (h *Harness) AddApprovedTicket(key string, requester Person, scope string, 
 	h.Jira.Transition(key, "Approved", "done", jiraUser(Sam), at)
 	h.Jira.SetApprovals(key, fakejira.Approval{Name: "Security Lead approval", FinalDecision: "approved", Completed: at,
 		Approvers: []fakejira.Approver{{User: jiraUser(Sam), Decision: "approved"}}})
+}
+
+// Crowd returns n people beyond the cast (Slack ids U0LOAD001..., e-mails
+// loadNNN@lumi.test), for load scenarios; AddPeople seeds them.
+func Crowd(n int) []Person {
+	out := make([]Person, n)
+	for i := range out {
+		name := fmt.Sprintf("load%03d", i+1)
+		out[i] = Person{Slack: fmt.Sprintf("U0LOAD%03d", i+1), Name: name, Email: name + "@lumi.test"}
+	}
+	return out
+}
+
+// AddPeople adds people to the fake Slack directory.
+func (h *Harness) AddPeople(ps []Person) {
+	for _, p := range ps {
+		h.Slack.AddUser(fakeslack.User{ID: p.Slack, Name: p.Name, Email: p.Email})
+	}
 }

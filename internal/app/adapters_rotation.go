@@ -185,7 +185,7 @@ func (t scheduleTx) Send(ctx context.Context, m outbox.Message, dedupKey string)
 		return err
 	}
 	now := t.now()
-	_, err = t.tx.OutboxAdd(ctx, store.OutboxMessage{DedupKey: dedupKey, Body: b, State: "pending", NextAttempt: now, CreatedAt: now})
+	_, err = t.tx.OutboxAdd(ctx, store.OutboxMessage{DedupKey: dedupKey, Lane: laneOf(m), Body: b, State: "pending", NextAttempt: now, CreatedAt: now})
 	return err
 }
 

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -131,13 +132,19 @@ func TestSocketAcksAfterStoringAndStopsOnLinkDisabled(t *testing.T) {
 		`{"type":"slash_commands","envelope_id":"e1","payload":{"command":"/secrets"}}`,
 		`{"type":"slash_commands","envelope_id":"e2","payload":{}}`,
 		`{"type":"disconnect","reason":"link_disabled"}`)
+	var mu sync.Mutex // envelopes are served concurrently
 	var order []string
+	note := func(s string) {
+		mu.Lock()
+		order = append(order, s)
+		mu.Unlock()
+	}
 	s := testSocket(url, func(_ context.Context, env envelope) (json.RawMessage, func(), error) {
-		order = append(order, "stored "+env.EnvelopeID)
+		note("stored " + env.EnvelopeID)
 		if env.EnvelopeID == "e2" {
 			return nil, nil, errors.New("disk full") // not stored: must not be acked
 		}
-		return nil, func() { order = append(order, "after ack "+env.EnvelopeID) }, nil
+		return nil, func() { note("after ack " + env.EnvelopeID) }, nil
 	})
 	err := s.run(context.Background())
 	var fe *FatalSlackError
@@ -157,6 +164,8 @@ func TestSocketAcksAfterStoringAndStopsOnLinkDisabled(t *testing.T) {
 		t.Errorf("an envelope that could not be stored was acked: %v", ack)
 	default:
 	}
+	mu.Lock()
+	defer mu.Unlock()
 	if strings.Join(order, ",") != "stored e1,after ack e1,stored e2" {
 		t.Errorf("order = %v", order)
 	}
@@ -220,5 +229,79 @@ func TestPastedValueHeldInMemoryOnly(t *testing.T) {
 	}
 	if _, ok := in.values.Load("e1"); ok {
 		t.Fatal("a late redelivery left a secret in memory")
+	}
+}
+
+func TestSocketSlowEnvelopeDoesNotHoldBackOthers(t *testing.T) {
+	url, acks := socketServer(t,
+		`{"type":"interactive","envelope_id":"slow","payload":{}}`,
+		`{"type":"slash_commands","envelope_id":"quick","payload":{}}`)
+	release := make(chan struct{})
+	s := testSocket(url, func(_ context.Context, env envelope) (json.RawMessage, func(), error) {
+		if env.EnvelopeID == "slow" {
+			<-release // a modal's validation, or a store waiting for its lock
+		}
+		return nil, nil, nil
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = s.run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	select {
+	case ack := <-acks:
+		if ack["envelope_id"] != "quick" {
+			t.Fatalf("first ack = %v, want the quick envelope's", ack)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the quick envelope waited for the slow one")
+	}
+	close(release)
+	select {
+	case ack := <-acks:
+		if ack["envelope_id"] != "slow" {
+			t.Fatalf("second ack = %v", ack)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the slow envelope was never acked")
+	}
+}
+
+func TestSocketHalfOpenConnectionReplaced(t *testing.T) {
+	// The peer says hello, then neither reads nor writes: no pong ever
+	// comes, as when a connection is lost without a close.
+	var mu sync.Mutex
+	conns := 0
+	up := websocket.Upgrader{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := up.Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		mu.Lock()
+		conns++
+		mu.Unlock()
+		_ = c.WriteMessage(websocket.TextMessage, []byte(`{"type":"hello"}`))
+		<-r.Context().Done()
+	}))
+	defer srv.Close()
+	s := testSocket("ws"+strings.TrimPrefix(srv.URL, "http"), nil)
+	s.pingEvery = 200 * time.Millisecond
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = s.run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		mu.Lock()
+		n := conns
+		mu.Unlock()
+		if n >= 2 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the half-open connection was never replaced")
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

@@ -164,7 +164,7 @@ func runBot(ctx context.Context, path string, dryRun bool, getenv func(string) s
 		dialer:    &websocket.Dialer{HandshakeTimeout: 10 * time.Second, Proxy: http.ProxyFromEnvironment},
 		log:       log,
 		handle:    in.accept,
-		pingEvery: 10 * time.Second,
+		pingEvery: 5 * time.Second, // a half-open socket is noticed within 10s
 		acked: func(typ string, d time.Duration) {
 			e.metrics.acked.Inc(typ)
 			e.metrics.ackLatency.Observe(d.Seconds())
@@ -206,8 +206,11 @@ func runBot(ctx context.Context, path string, dryRun bool, getenv func(string) s
 	workCtx, stopWork := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopWork()
 	in.start(workCtx)
-	// Delivery outlives the signal: it stops between rounds, when told.
-	deliverCtx := context.WithoutCancel(ctx)
+	// Delivery outlives the signal: told to stop, it finishes the sends in
+	// flight, cut off only at the shutdown deadline (a hanging Slack must
+	// not hold the exit; a send cut off stays owed).
+	deliverCtx, cancelDeliver := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelDeliver()
 	stopDeliver := make(chan struct{})
 	var delivering sync.WaitGroup
 	delivering.Go(func() { dl.run(deliverCtx, stopDeliver) })
@@ -241,9 +244,11 @@ func runBot(ctx context.Context, path string, dryRun bool, getenv func(string) s
 		log.Error("audit checkpoint at shutdown failed", "err", err)
 	}
 	close(stopDeliver)
-	delivering.Wait() // the last flush below must not race a round in progress
+	cutOff := time.AfterFunc(time.Until(deadline), cancelDeliver)
+	delivering.Wait() // the last flush below must not race a send in flight
+	cutOff.Stop()
 	flushCtx, cancelFlush := context.WithDeadline(context.WithoutCancel(ctx), deadline)
-	dl.flush(flushCtx, nil)
+	dl.flush(flushCtx)
 	cancelFlush()
 	stopRun()
 	shutCtx, cancelShut := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)

@@ -3,7 +3,9 @@ package app
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/secretbot/secretbot/integrations/jira"
@@ -39,6 +41,11 @@ type sender interface {
 // deliverer sends what the outbox holds. A failure that retrying can cure
 // (outage, 5xx, 429) only delays a message; one that cannot (an expired
 // response_url, a channel the bot is not in) is marked dead and logged.
+//
+// Delivery is concurrent by lane (laneOf): up to workers sends at once, at
+// most one per lane, and a lane's messages strictly in outbox order. So a
+// hanging call or a long Retry-After holds back only its own lane (one
+// channel, DM, response_url or Jira ticket), never everyone's messages.
 type deliverer struct {
 	db        *store.DB
 	slack     sender
@@ -49,10 +56,42 @@ type deliverer struct {
 	metrics   *appMetrics
 	now       func() time.Time
 	kick      chan struct{}
+	workers   int
 }
 
+// deliverWorkers bounds the sends in flight: enough that a few hanging
+// targets leave room for the rest, few enough to stay far below Slack's
+// per-method rate limits.
+const deliverWorkers = 6
+
 func newDeliverer(db *store.DB, s sender, log *slog.Logger, m *appMetrics, now func() time.Time) *deliverer {
-	return &deliverer{db: db, slack: s, log: log, metrics: m, now: now, kick: make(chan struct{}, 1)}
+	return &deliverer{db: db, slack: s, log: log, metrics: m, now: now, kick: make(chan struct{}, 1), workers: deliverWorkers}
+}
+
+// laneOf names the lane m is delivered in: the target whose messages must
+// arrive in the order they were owed. Slack rate-limits chat.postMessage per
+// channel, so a Retry-After (kept on the lane's head message) backs off that
+// channel only; the per-method, workspace-wide limits are far above what the
+// bot sends, and any lane that meets one honours its own Retry-After.
+func laneOf(m outbox.Message) string {
+	switch m.Kind {
+	case outbox.Respond:
+		return "url:" + m.Target
+	case outbox.DM:
+		return "dm:" + m.Target
+	case outbox.Post, outbox.Ephemeral, outbox.Update:
+		if strings.HasPrefix(m.Target, "U") || strings.HasPrefix(m.Target, "W") {
+			return "dm:" + m.Target // a user id: Slack posts to the DM
+		}
+		return "ch:" + m.Target
+	case outbox.DeliverGrant, outbox.JiraOpen:
+		// The DM delivering a grant, then (enqueued by that delivery) the
+		// ticket recording it: one grant's work in order.
+		return "grant:" + m.Target
+	case outbox.JiraComment:
+		return "jira:" + m.Target
+	}
+	return m.Kind + ":" + m.Target
 }
 
 // wake asks for a delivery round soon; it never blocks.
@@ -63,50 +102,92 @@ func (d *deliverer) wake() {
 	}
 }
 
-// run delivers until stop is closed. A round in progress is finished, not
-// cancelled: a send cut off mid-flight may have reached Slack, and sending
-// it again on the next round would post it twice.
+// run delivers until stop is closed, then waits for the sends in flight:
+// a send cut off mid-flight may have reached Slack, and sending it again
+// on the next start would post it twice.
 func (d *deliverer) run(ctx context.Context, stop <-chan struct{}) {
-	t := time.NewTicker(time.Second)
-	defer t.Stop()
+	d.pump(ctx, stop, false)
+}
+
+// flush delivers every message due now, lanes concurrently, until nothing
+// is due and no send is in flight, or ctx ends (sends in flight are then
+// cancelled and awaited; each stays due as it was).
+func (d *deliverer) flush(ctx context.Context) {
+	d.pump(ctx, nil, true)
+}
+
+func (d *deliverer) pump(ctx context.Context, stop <-chan struct{}, untilIdle bool) {
+	done := make(chan string, d.workers)
+	busy := map[string]bool{} // lanes with a send in flight
+	var tick <-chan time.Time
+	if !untilIdle {
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		tick = t.C
+	}
+	ctxDone := ctx.Done()
+	stopped := false
 	for {
-		d.flush(ctx, stop)
+		if !stopped {
+			d.dispatch(ctx, busy, done)
+		}
+		if len(busy) == 0 && (stopped || untilIdle) {
+			return
+		}
 		select {
-		case <-stop:
-			return
-		case <-ctx.Done():
-			return
+		case lane := <-done:
+			delete(busy, lane)
+			for drained := false; !drained; { // take every finished send before reading again
+				select {
+				case lane := <-done:
+					delete(busy, lane)
+				default:
+					drained = true
+				}
+			}
 		case <-d.kick:
-		case <-t.C:
+		case <-tick:
+		case <-stop:
+			stopped, stop = true, nil
+		case <-ctxDone:
+			stopped, ctxDone = true, nil
 		}
 	}
 }
 
-// flush delivers every message due now, oldest first, until stop closes
-// (checked between messages; nil never closes).
-func (d *deliverer) flush(ctx context.Context, stop <-chan struct{}) {
-	for ctx.Err() == nil {
-		msgs, err := d.db.OutboxDue(ctx, d.now(), 50)
-		if err != nil {
-			if ctx.Err() == nil {
-				d.log.Error("outbox read failed", "err", err)
-			}
+// dispatch starts a send for each due lane head whose lane is idle, while
+// workers are free.
+func (d *deliverer) dispatch(ctx context.Context, busy map[string]bool, done chan<- string) {
+	free := d.workers - len(busy)
+	if free <= 0 || ctx.Err() != nil {
+		return
+	}
+	// Each busy lane's head is the message in flight (still pending), so
+	// this limit always leaves room for free idle lanes.
+	heads, err := d.db.OutboxDue(ctx, d.now(), d.workers+len(busy))
+	if err != nil {
+		if ctx.Err() == nil {
+			d.log.Error("outbox read failed", "err", err)
+		}
+		return
+	}
+	for _, row := range heads {
+		if free == 0 {
 			return
 		}
-		if len(msgs) == 0 {
-			return
+		lane := row.Lane
+		if lane == "" {
+			lane = fmt.Sprintf("id:%d", row.ID)
 		}
-		for _, m := range msgs {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			d.deliver(ctx, m)
+		if busy[lane] {
+			continue
 		}
-		if len(msgs) < 50 {
-			return
-		}
+		busy[lane] = true
+		free--
+		go func() {
+			d.deliver(ctx, row)
+			done <- lane
+		}()
 	}
 }
 

@@ -46,7 +46,7 @@ func TestDeliverGrantRetryIsCapped(t *testing.T) {
 	d.grants = grants
 	var waits []time.Duration
 	for range 12 {
-		d.flush(ctx, nil)
+		d.flush(ctx)
 		row, err := db.OutboxGet(ctx, id)
 		if err != nil {
 			t.Fatal(err)

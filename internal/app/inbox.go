@@ -292,7 +292,7 @@ func enqueue(ctx context.Context, tx *store.Tx, m outbox.Message, now time.Time)
 	if err != nil {
 		return err
 	}
-	_, err = tx.OutboxAdd(ctx, store.OutboxMessage{Body: b, State: "pending", NextAttempt: now, CreatedAt: now})
+	_, err = tx.OutboxAdd(ctx, store.OutboxMessage{Lane: laneOf(m), Body: b, State: "pending", NextAttempt: now, CreatedAt: now})
 	return err
 }
 

@@ -68,7 +68,7 @@ type socket struct {
 	// dropping it.
 	handle func(ctx context.Context, env envelope) (json.RawMessage, func(), error)
 	// pingEvery is how often the client pings; a connection silent for
-	// three intervals is considered dead (a socket dropped without a close).
+	// two intervals is considered dead (a socket dropped without a close).
 	pingEvery time.Duration
 	// acked is told each envelope's type and the time from read to ack.
 	acked func(typ string, d time.Duration)
@@ -135,8 +135,17 @@ func (s *socket) session(ctx context.Context) (string, error) {
 		_ = conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
 		return conn.WriteJSON(v)
 	}
-	deadline := 3 * s.pingEvery
-	_ = conn.SetReadDeadline(time.Now().Add(deadline))
+	// Envelopes are stored and acked concurrently, so one slow store (or a
+	// modal's validation, up to validationBudget) does not hold back the
+	// acks of those behind it. On leaving, the acks in flight are written
+	// first: after a disconnect message the connection still works.
+	var serving sync.WaitGroup
+	defer serving.Wait()
+	slots := make(chan struct{}, maxEnvelopesInFlight)
+	// The client pings every pingEvery and a healthy peer answers before
+	// the next ping; any frame counts. A connection silent for two intervals
+	// is half-open (dropped without a close): the read fails, we reconnect.
+	deadline := 2 * s.pingEvery
 	conn.SetPongHandler(func(string) error { return conn.SetReadDeadline(time.Now().Add(deadline)) })
 	conn.SetPingHandler(func(data string) error {
 		_ = conn.SetReadDeadline(time.Now().Add(deadline))
@@ -164,6 +173,9 @@ func (s *socket) session(ctx context.Context) (string, error) {
 	}()
 
 	for {
+		// Set before each read: time spent storing envelopes is not
+		// silence from Slack.
+		_ = conn.SetReadDeadline(time.Now().Add(deadline))
 		_, data, err := conn.ReadMessage()
 		received := time.Now()
 		if err != nil {
@@ -172,7 +184,6 @@ func (s *socket) session(ctx context.Context) (string, error) {
 			}
 			return "", fmt.Errorf("websocket read: %w", err)
 		}
-		_ = conn.SetReadDeadline(time.Now().Add(deadline))
 		var env envelope
 		if err := json.Unmarshal(data, &env); err != nil {
 			s.log.Warn("unparsable socket mode frame", "bytes", len(data))
@@ -180,6 +191,7 @@ func (s *socket) session(ctx context.Context) (string, error) {
 		}
 		switch env.Type {
 		case "hello":
+			// Slack may repeat hello on one connection; it changes nothing.
 			s.connected.Store(true)
 			s.log.Info("socket mode connected")
 		case "disconnect":
@@ -192,24 +204,47 @@ func (s *socket) session(ctx context.Context) (string, error) {
 			if s.stopping.Load() {
 				continue // shutting down: leave it unacked so Slack can retry elsewhere
 			}
-			payload, after, err := s.handle(ctx, env)
-			if err != nil {
-				s.log.Error("envelope not stored; leaving it unacked", "envelope_id", env.EnvelopeID, "type", env.Type, "err", err)
-				continue
-			}
-			ack := map[string]any{"envelope_id": env.EnvelopeID}
-			if payload != nil {
-				ack["payload"] = payload
-			}
-			if err := write(ack); err != nil {
-				return "", fmt.Errorf("ack write: %w", err)
-			}
-			s.acked(env.Type, time.Since(received))
-			if after != nil {
-				after()
-			}
+			slots <- struct{}{} // at most maxEnvelopesInFlight; then the reader waits
+			serving.Go(func() {
+				defer func() { <-slots }()
+				if err := s.serve(ctx, env, received, write); err != nil {
+					// The connection is broken: closing it ends the reader,
+					// which reconnects; the envelope, stored but unacked,
+					// comes again and is acked as a duplicate.
+					s.log.Warn("ack not written; reconnecting", "envelope_id", env.EnvelopeID, "err", err)
+					_ = conn.Close()
+				}
+			})
 		}
 	}
+}
+
+// maxEnvelopesInFlight bounds the envelopes being stored at once on one
+// connection.
+const maxEnvelopesInFlight = 16
+
+// serve stores one envelope and acks it. Only a failed ack write is
+// returned: an envelope that could not be stored is logged and left
+// unacked, so Slack shows the user an error (or redelivers an event)
+// instead of the bot silently dropping it.
+func (s *socket) serve(ctx context.Context, env envelope, received time.Time, write func(any) error) error {
+	payload, after, err := s.handle(ctx, env)
+	if err != nil {
+		s.log.Error("envelope not stored; leaving it unacked", "envelope_id", env.EnvelopeID, "type", env.Type, "err", err)
+		return nil
+	}
+	ack := map[string]any{"envelope_id": env.EnvelopeID}
+	if payload != nil {
+		ack["payload"] = payload
+	}
+	if err := write(ack); err != nil {
+		return fmt.Errorf("ack write: %w", err)
+	}
+	s.acked(env.Type, time.Since(received))
+	if after != nil {
+		after()
+	}
+	return nil
 }
 
 type backoff struct {

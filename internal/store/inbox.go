@@ -54,7 +54,7 @@ func (db *DB) InboxPut(ctx context.Context, e InboxEntry) (id int64, inserted bo
 	if e.Payload == nil {
 		e.Payload = []byte{}
 	}
-	err = db.InTx(ctx, func(tx *Tx) error {
+	err = db.inTx(ctx, true, func(tx *Tx) error {
 		tx.wrote(opInboxPut)
 		err := tx.tx.QueryRowContext(ctx, `INSERT INTO inbox
 			(dedup_key, envelope_id, type, payload, received_at, state, attempts, lease_until, last_error)

@@ -19,8 +19,11 @@ const (
 
 // OutboxMessage is a message the bot owes someone. Never holds a credential.
 type OutboxMessage struct {
-	ID          int64
-	DedupKey    string    // optional; unique when set (a second add with the same key is a no-op)
+	ID       int64
+	DedupKey string // optional; unique when set (a second add with the same key is a no-op)
+	// Lane orders delivery: pending messages of one lane go out in id order,
+	// each only once those before it are sent or dead. "" is a lane of its own.
+	Lane        string
 	Body        []byte    // an internal/outbox.Message, JSON (store does not decode it)
 	State       string    // pending | sent | dead
 	Attempts    int       // delivery attempts so far
@@ -29,13 +32,13 @@ type OutboxMessage struct {
 	CreatedAt   time.Time
 }
 
-const outboxColumns = "id, dedup_key, body, state, attempts, next_attempt, last_error, created_at"
+const outboxColumns = "id, dedup_key, lane, body, state, attempts, next_attempt, last_error, created_at"
 
 func scanOutbox(row interface{ Scan(...any) error }) (OutboxMessage, error) {
 	var m OutboxMessage
 	var dedup sql.NullString
 	var next, created int64
-	err := row.Scan(&m.ID, &dedup, &m.Body, &m.State, &m.Attempts, &next, &m.LastError, &created)
+	err := row.Scan(&m.ID, &dedup, &m.Lane, &m.Body, &m.State, &m.Attempts, &next, &m.LastError, &created)
 	m.DedupKey, m.NextAttempt, m.CreatedAt = dedup.String, fromNanos(next), fromNanos(created)
 	return m, err
 }
@@ -62,10 +65,10 @@ func (tx *Tx) OutboxAdd(ctx context.Context, m OutboxMessage) (id int64, err err
 	dedup := sql.NullString{String: m.DedupKey, Valid: m.DedupKey != ""}
 	tx.wrote(opOutboxAdd)
 	err = tx.tx.QueryRowContext(ctx, `INSERT INTO outbox
-		(dedup_key, body, state, attempts, next_attempt, last_error, created_at)
-		VALUES (?, ?, 'pending', 0, ?, '', ?)
+		(dedup_key, lane, body, state, attempts, next_attempt, last_error, created_at)
+		VALUES (?, ?, ?, 'pending', 0, ?, '', ?)
 		ON CONFLICT (dedup_key) DO NOTHING RETURNING id`,
-		dedup, m.Body, nanos(m.NextAttempt), nanos(m.CreatedAt)).Scan(&id)
+		dedup, m.Lane, m.Body, nanos(m.NextAttempt), nanos(m.CreatedAt)).Scan(&id)
 	if errors.Is(err, sql.ErrNoRows) && dedup.Valid {
 		err = tx.tx.QueryRowContext(ctx, "SELECT id FROM outbox WHERE dedup_key = ?", m.DedupKey).Scan(&id)
 	}
@@ -75,15 +78,21 @@ func (tx *Tx) OutboxAdd(ctx context.Context, m OutboxMessage) (id int64, err err
 	return id, nil
 }
 
-// OutboxDue lists pending messages whose next attempt is at or before now,
-// earliest first, at most limit (100 when limit <= 0).
+// OutboxDue lists the heads of the lanes that are due: for each lane, its
+// oldest pending message (lowest id), when its next attempt is at or before
+// now. A lane whose head waits (a Retry-After, a back-off) yields nothing,
+// even when later messages of the lane were due: they keep their order.
+// Messages without a lane are each their own head. Earliest first, at most
+// limit (100 when limit <= 0).
 func (db *DB) OutboxDue(ctx context.Context, now time.Time, limit int) ([]OutboxMessage, error) {
 	if limit <= 0 {
 		limit = 100
 	}
-	rows, err := db.sql.QueryContext(ctx, "SELECT "+outboxColumns+` FROM outbox
-		WHERE state = 'pending' AND next_attempt <= ?
-		ORDER BY next_attempt, id LIMIT ?`, nanos(now), limit)
+	rows, err := db.sql.QueryContext(ctx, "SELECT "+outboxColumns+` FROM outbox o
+		WHERE o.state = 'pending' AND o.next_attempt <= ?
+		AND (o.lane = '' OR NOT EXISTS (SELECT 1 FROM outbox p
+			WHERE p.lane = o.lane AND p.state = 'pending' AND p.id < o.id))
+		ORDER BY o.next_attempt, o.id LIMIT ?`, nanos(now), limit)
 	if err != nil {
 		return nil, fmt.Errorf("store: outbox due: %w", err)
 	}

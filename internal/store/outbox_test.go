@@ -141,3 +141,44 @@ func equalIDs(got []int64, want ...int64) bool {
 	}
 	return true
 }
+
+func TestOutboxDueLaneHeads(t *testing.T) {
+	db, _ := openTest(t)
+	ctx := context.Background()
+	body := []byte(`{"kind":"post"}`)
+	a1 := addTest(t, db, OutboxMessage{Lane: "ch:C1", Body: body, CreatedAt: t0})
+	b1 := addTest(t, db, OutboxMessage{Lane: "url:x", Body: body, CreatedAt: t0})
+	a2 := addTest(t, db, OutboxMessage{Lane: "ch:C1", Body: body, CreatedAt: t0})
+	b2 := addTest(t, db, OutboxMessage{Lane: "url:x", Body: body, CreatedAt: t0})
+	n1 := addTest(t, db, OutboxMessage{Body: body, CreatedAt: t0})
+	n2 := addTest(t, db, OutboxMessage{Body: body, CreatedAt: t0})
+
+	// One head per lane; laneless messages are each their own head.
+	if got := dueIDs(t, db, t0); !equalIDs(got, a1, b1, n1, n2) {
+		t.Fatalf("due = %v, want heads [%d %d %d %d]", got, a1, b1, n1, n2)
+	}
+	// A head told to wait (a Retry-After) holds back its lane only, even
+	// though the lane's next message is due.
+	if err := db.OutboxRetry(ctx, a1, t0.Add(time.Minute), "rate_limited", false); err != nil {
+		t.Fatal(err)
+	}
+	if got := dueIDs(t, db, t0); !equalIDs(got, b1, n1, n2) {
+		t.Fatalf("due with C1 waiting = %v, want [%d %d %d]", got, b1, n1, n2)
+	}
+	if got := dueIDs(t, db, t0.Add(time.Minute)); !equalIDs(got, b1, n1, n2, a1) {
+		t.Fatalf("due once C1's wait ended = %v", got)
+	}
+	// Sent or dead, the head makes way for the next of its lane.
+	if err := db.OutboxSent(ctx, b1, t0); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.OutboxRetry(ctx, a1, t0, "channel_not_found", true); err != nil {
+		t.Fatal(err)
+	}
+	if got := dueIDs(t, db, t0); !equalIDs(got, a2, b2, n1, n2) {
+		t.Fatalf("due after b1 sent and a1 dead = %v, want [%d %d %d %d]", got, a2, b2, n1, n2)
+	}
+	if m, _ := db.OutboxGet(ctx, a2); m.Lane != "ch:C1" {
+		t.Errorf("lane read back as %q", m.Lane)
+	}
+}

@@ -63,6 +63,7 @@ const (
 type DB struct {
 	sql  *sql.DB
 	path string
+	gate writeGate
 }
 
 // Tx is a write transaction (see DB.InTx).
@@ -159,11 +160,17 @@ func (db *DB) Ping(ctx context.Context) error {
 // InTx runs fn in a write transaction and commits when it returns nil. The
 // whole transaction (fn included) is retried a few times when the database
 // is busy or an audit seq was taken, so fn must not have effects outside the
-// transaction. fn must not call DB methods (they would wait for the write
-// lock fn holds). fn's own error is returned as is.
+// transaction. fn must not call DB methods that write (they would wait for
+// the write lock fn holds, then fail). fn's own error is returned as is.
 func (db *DB) InTx(ctx context.Context, fn func(tx *Tx) error) error {
+	return db.inTx(ctx, false, fn)
+}
+
+// inTx is InTx; urgent transactions (an envelope's insert, which its ack
+// waits for) are admitted to the write gate before all others.
+func (db *DB) inTx(ctx context.Context, urgent bool, fn func(tx *Tx) error) error {
 	for attempt := 1; ; attempt++ {
-		err := db.tryTx(ctx, fn)
+		err := db.tryTx(ctx, urgent, fn)
 		if err == nil || attempt == maxTxAttempts || !retryable(err) {
 			return err
 		}
@@ -179,7 +186,14 @@ func (db *DB) InTx(ctx context.Context, fn func(tx *Tx) error) error {
 	}
 }
 
-func (db *DB) tryTx(ctx context.Context, fn func(tx *Tx) error) (err error) {
+func (db *DB) tryTx(ctx context.Context, urgent bool, fn func(tx *Tx) error) (err error) {
+	held, err := db.gate.enter(ctx, urgent)
+	if err != nil {
+		return fmt.Errorf("store: begin: %w", err)
+	}
+	if held {
+		defer db.gate.leave()
+	}
 	stx, err := db.sql.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("store: begin: %w", err)

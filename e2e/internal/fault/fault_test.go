@@ -3,7 +3,9 @@ package fault
 import (
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
+	"time"
 )
 
 func TestTakePrefixLongestAndTimes(t *testing.T) {
@@ -43,5 +45,33 @@ func TestApply(t *testing.T) {
 	}
 	if Apply(httptest.NewRecorder(), r, Fault{}, nil) {
 		t.Error("a delay-only fault wrote a reply")
+	}
+}
+
+func TestProxyDownRefusesUpForwards(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok")) }))
+	defer srv.Close()
+	p := NewProxy(t, strings.TrimPrefix(srv.URL, "http://"))
+	get := func() error {
+		c := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 2 * time.Second}
+		resp, err := c.Get("http://" + p.Addr)
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		return nil
+	}
+	if err := get(); err != nil {
+		t.Fatalf("through the proxy: %v", err)
+	}
+	p.Down()
+	if err := get(); err == nil || !strings.Contains(err.Error(), "refused") {
+		t.Fatalf("proxy down: %v, want connection refused", err)
+	}
+	if err := p.Up(); err != nil {
+		t.Fatal(err)
+	}
+	if err := get(); err != nil {
+		t.Fatalf("proxy up again: %v", err)
 	}
 }
