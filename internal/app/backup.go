@@ -66,14 +66,20 @@ func checkBackup(ctx context.Context, path string, key []byte) (backupReport, er
 	}
 	res, err := audit.New(key, time.Now).Verify(ctx, db, nil)
 	if err != nil {
-		return rep, fmt.Errorf("audit log in the copy does not verify: %w", err)
+		return rep, fmt.Errorf("%w: %w", errChainBroken, err)
 	}
 	rep.Events, rep.Head = res.Events, res.Head
 	return rep, nil
 }
 
-// writeBackup copies the database to dst and checks the copy; a copy that
-// fails the check is deleted (restore would refuse it anyway).
+// errChainBroken marks a copy whose audit log does not verify.
+var errChainBroken = errors.New("the audit log in the copy does not verify")
+
+// writeBackup copies the database to dst and checks the copy. A copy SQLite
+// finds damaged, or of a schema this binary cannot run, is deleted (restore
+// would refuse it anyway). A copy whose audit chain does not verify is kept
+// and reported: the live log is the same, so refusing the copy would only
+// leave the newest records without any backup, and the copy is evidence.
 func writeBackup(ctx context.Context, db *store.DB, dst string, force bool, key []byte) (backupReport, error) {
 	if _, err := db.BackupTo(ctx, dst, force); err != nil {
 		if errors.Is(err, store.ErrExists) {
@@ -82,6 +88,10 @@ func writeBackup(ctx context.Context, db *store.DB, dst string, force bool, key 
 		return backupReport{}, err
 	}
 	rep, err := checkBackup(ctx, dst, key)
+	if errors.Is(err, errChainBroken) {
+		return rep, fmt.Errorf("the copy was written to %s and kept as evidence, but %w; "+
+			"the live log is broken the same way: run `secretbot audit verify` and treat it as an incident", dst, err)
+	}
 	if err != nil {
 		os.Remove(dst)
 		return rep, fmt.Errorf("the copy failed its check and was deleted: %w", err)

@@ -170,7 +170,8 @@ func TestBackupCommand(t *testing.T) {
 		t.Errorf("backup onto a directory: exit %d:\n%s", code, out)
 	}
 
-	// A database whose audit chain is broken gives no backup.
+	// A database whose audit chain is broken still gets its copy, kept as
+	// evidence, and the command fails naming the broken event.
 	raw, err := sql.Open("sqlite", "file:"+w.db)
 	if err != nil {
 		t.Fatal(err)
@@ -183,11 +184,11 @@ func TestBackupCommand(t *testing.T) {
 	if out, code := w.run("backup", bad); code != ExitFailure || !strings.Contains(out, "event 3") {
 		t.Errorf("backup of a tampered log: exit %d, want 1 naming event 3:\n%s", code, out)
 	}
-	if _, err := os.Stat(bad); err == nil {
-		t.Error("a copy that failed its check was left in place")
+	if _, err := os.Stat(bad); err != nil {
+		t.Errorf("the copy of a tampered log was not kept: %v", err)
 	}
-	if entries, _ := os.ReadDir(filepath.Dir(dst)); len(entries) != 1 {
-		t.Errorf("backup directory holds %d entries, want only the good copy", len(entries))
+	if entries, _ := os.ReadDir(filepath.Dir(dst)); len(entries) != 2 {
+		t.Errorf("backup directory holds %d entries, want the good copy and the evidence copy", len(entries))
 	}
 }
 
