@@ -117,7 +117,7 @@ func (h *Handlers) rotate(ctx context.Context, r request) Result {
 
 func (h *Handlers) exposure(ctx context.Context, r request) Result {
 	if len(r.Args) != 1 {
-		return h.refuse(r.Command, "exposure", "bad arguments", "Usage: `"+h.Config.Slack.Command+" exposure <secret>`")
+		return h.refuse(r.Command, "exposure", "bad arguments", "Usage: `"+h.Config.Slack.Command+" exposure &lt;secret&gt;`")
 	}
 	ex, err := h.Rotation.Exposure(ctx, r.Person, r.Args[0])
 	if err != nil {
