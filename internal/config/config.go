@@ -18,6 +18,7 @@ type Config struct {
 	Inventory Inventory `yaml:"inventory"`
 	Rotation  Rotation  `yaml:"rotation"`
 	Schedule  Schedule  `yaml:"schedule"`
+	Limits    Limits    `yaml:"limits"`
 
 	// Creds is filled from the environment by Load.
 	Creds Credentials `yaml:"-"`

@@ -68,6 +68,7 @@ func validate(c *Config, p *collector) {
 	validateInventory(c, p)
 	validateRotation(c, p)
 	validateSchedule(&c.Schedule, p)
+	validateLimits(&c.Limits, p)
 }
 
 func validateSlack(s *Slack, p *collector) {
