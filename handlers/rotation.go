@@ -301,7 +301,8 @@ func (h *Handlers) reviewRemove(ctx context.Context, c Click, p policy.Person) R
 		return h.refuseClick(c, "not platform security", "Only Platform Security acts on the access review.")
 	}
 	group, user, ok := strings.Cut(c.Value, ":")
-	if !ok || group == "" || user == "" {
+	if uid, isUser := mentionID(user); !ok || group == "" || !isUser || uid != user {
+		h.Log.Warn("review: a remove button with an unexpected value; ignored", "user", c.UserID)
 		return Result{}
 	}
 	if err := h.Groups.RemoveFromGroup(ctx, group, user); err != nil {
