@@ -51,7 +51,7 @@ lint:
 # Their seeds and testdata/fuzz corpora already run in `make test`.
 FUZZ_SECONDS ?= 180
 fuzz:
-	@targets="$$(grep -rl --include='*_test.go' --exclude-dir=e2e --exclude-dir=testdata '^func Fuzz[A-Za-z0-9_]*(f \*testing\.F)' . | \
+	@targets="$$(grep -rl --include='*_test.go' --exclude-dir=e2e --exclude-dir=testdata '^func Fuzz[A-Za-z0-9_]*([A-Za-z_][A-Za-z0-9_]* \*testing\.F)' . | \
 		xargs grep -o '^func Fuzz[A-Za-z0-9_]*' /dev/null | sed 's|^\./||; s|/[^/]*_test\.go:func | |' | sort -u)"; \
 	n=$$(printf '%s\n' "$$targets" | grep -c . || true); \
 	if [ "$$n" -eq 0 ]; then echo "fuzz: no fuzz targets found"; exit 1; fi; \
