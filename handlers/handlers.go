@@ -65,6 +65,8 @@ type Handlers struct {
 	Audit     AuditLog
 	Log       *slog.Logger
 	Now       func() time.Time
+
+	limiter commandLimiter // limits.commands_per_user
 }
 
 // request is one command from one confirmed person.
@@ -109,6 +111,9 @@ func (h *Handlers) Command(ctx context.Context, c Command) Result {
 	sub := ""
 	if len(args) > 0 {
 		sub = strings.ToLower(args[0])
+	}
+	if res, limited := h.commandLimit(c, sub); limited {
+		return res
 	}
 	person, perr := h.Directory.Person(ctx, c.UserID)
 	if perr != nil {
