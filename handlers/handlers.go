@@ -41,6 +41,10 @@ type Directory interface {
 	// Person returns the user as Slack reports them now. Any error means the
 	// identity could not be confirmed; callers fail closed.
 	Person(ctx context.Context, userID string) (policy.Person, error)
+	// PersonNow is Person with the user groups read from Slack after the
+	// call began (no cache): for rights checked at the moment of a click
+	// or a submitted form.
+	PersonNow(ctx context.Context, userID string) (policy.Person, error)
 }
 
 // OnCall tells whether a person is on call now.

@@ -1,6 +1,7 @@
 package access_test
 
 import (
+	"errors"
 	"strings"
 	"sync"
 	"testing"
@@ -183,4 +184,35 @@ func TestDecideConcurrentClicksOneWins(t *testing.T) {
 			t.Fatalf("round %d: %d deliveries queued", round, n)
 		}
 	}
+}
+
+// The requester's eligibility is checked again when an approver clicks: a
+// requester who lost it since asking makes the request fail (nothing is
+// granted, the requester and the card are told); a lookup that cannot be
+// made refuses the click and changes nothing.
+func TestDecideRequesterNoLongerEligible(t *testing.T) {
+	e := newEnv(t)
+	g := e.mustRequest(accesstest.Ana, "payments-rw", "--ticket", "SEC-12")
+	e.dir.Err = errors.New("users.info: timeout")
+	err := e.decide(accesstest.Lee, g.ID, true, "")
+	if ue, ok := access.IsUserError(err); !ok || !strings.Contains(ue.Msg, "could not confirm with Slack that <@UANA> may still have") {
+		t.Fatalf("lookup failure: %v", err)
+	}
+	if e.grant(g.ID).State != access.StatePending {
+		t.Fatal("a failed lookup changed the grant")
+	}
+	e.dir.Err = nil
+	moved := accesstest.Ana
+	moved.Email = "ana@elsewhere.example" // payments-rw names Ana by e-mail
+	e.dir.Set(moved)
+	na, nm := len(e.store.Events()), len(e.store.Messages())
+	err = e.decide(accesstest.Lee, g.ID, true, "")
+	if ue, ok := access.IsUserError(err); !ok || !strings.Contains(ue.Msg, "is no longer eligible for payments-rw") {
+		t.Fatalf("err = %v", err)
+	}
+	if got := e.grant(g.ID); got.State != access.StateFailed {
+		t.Fatalf("grant %+v", got)
+	}
+	e.wantActions(na, access.ActFailed)
+	e.wantMessages(nm, "update:CAPPROVALS", "dm:UANA", "jira-comment:SEC-12")
 }
