@@ -56,6 +56,14 @@ func (s *Service) Decide(ctx context.Context, clicker policy.Person, grantID str
 			return refuse("The scope %s is no longer configured: nobody can decide %s.", Code(g.Scope), Code(g.ID))
 		}
 		if g.State != StatePending {
+			// A stale button: nothing changes. A card the bot never
+			// updated (the request ended before anyone clicked it) is
+			// brought up to date, so its buttons go.
+			if card.Channel != "" && card.TS != "" && (g.CardChannel != card.Channel || g.CardTS != card.TS) {
+				if err := tx.Send(ctx, decidedCard(g, card.Channel, card.TS)); err != nil {
+					return g, false, err
+				}
+			}
 			return refuse("%s", alreadyDecided(g))
 		}
 		now := s.now()
@@ -210,6 +218,9 @@ func alreadyDecided(g Grant) string {
 			return fmt.Sprintf("%s was approved by %s at %s and has since ended (%s).", Code(g.ID), actorText(g.Approver), fmtTime(g.DecidedAt), endText(g.EndReason))
 		}
 		return fmt.Sprintf("%s was cancelled (%s): nothing to decide.", Code(g.ID), endText(g.EndReason))
+	}
+	if g.State == StateFailed && g.LastError != "" {
+		return fmt.Sprintf("%s failed (%s): nothing to decide.", Code(g.ID), Escape(g.LastError))
 	}
 	return fmt.Sprintf("%s is %s: nothing to decide.", Code(g.ID), g.State)
 }
