@@ -125,8 +125,8 @@ func (gc *groupCache) invalidate() {
 type groupFetch struct {
 	started time.Time
 	done    chan struct{}
-	groups []slackgo.UserGroup
-	err    error
+	groups  []slackgo.UserGroup
+	err     error
 }
 
 // get returns the groups, from a fetch begun at or after notBefore (zero:
