@@ -304,6 +304,32 @@ func TestC09_StaleButton(t *testing.T) {
 	}
 }
 
+// A request nobody decides within limits.request_open_for expires; a click
+// on its card afterwards changes nothing but says so.
+func TestC09_StaleButtonExpired(t *testing.T) {
+	w := startA(t, "C09-expired", harness.Options{EditConfig: func(doc map[string]any) {
+		withPaymentsRO(doc)
+		doc["limits"] = map[string]any{"request_open_for": "3s"}
+	}})
+	id, card := approvedRequest(t, w, "SEC-903", "1h", "")
+	w.waitGrant(id, wait, "expired", func(g grantRow) bool { return g.State == "expired" })
+	w.dm(harness.Alice, id, "expired", "no approver decided within 3s")
+	w.waitEvent("grant.expired", id)
+	w.click(harness.Sam, card, "grant_approve")
+	mustContain(t, "Sam's answer", w.ephemeralTo(harness.Sam, "nothing to decide").Text, id, "expired before anyone decided")
+	ended := w.cardDecided(card, "Ended")
+	if ids := fakeslack.ActionIDs(ended.Blocks); len(ids) != 0 {
+		t.Errorf("the expired card still has buttons %v", ids)
+	}
+	w.settled()
+	if n := len(w.eventsOf("grant.approved", id)); n != 0 {
+		t.Errorf("%d approval events for an expired request", n)
+	}
+	if g := w.grant(id); g.State != "expired" || g.Approver != "" || g.TokenAccessor != "" {
+		t.Errorf("grant %+v after the late click", g)
+	}
+}
+
 // cardVersion counts the edits of the message m stands for.
 func (w *world) cardVersion(m fakeslack.Message) int {
 	cur, _ := w.Slack.Message(m.Channel, m.TS)

@@ -217,6 +217,9 @@ func alreadyDecided(g Grant) string {
 		if !g.DecidedAt.IsZero() {
 			return fmt.Sprintf("%s was approved by %s at %s and has since ended (%s).", Code(g.ID), actorText(g.Approver), fmtTime(g.DecidedAt), endText(g.EndReason))
 		}
+		if g.EndReason == EndExpired {
+			return fmt.Sprintf("%s expired before anyone decided (%s): nothing to decide.", Code(g.ID), Escape(g.LastError))
+		}
 		return fmt.Sprintf("%s was cancelled (%s): nothing to decide.", Code(g.ID), endText(g.EndReason))
 	}
 	if g.State == StateFailed && g.LastError != "" {

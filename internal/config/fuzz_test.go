@@ -120,4 +120,7 @@ func checkLoadedLimits(t *testing.T, cfg *Config) {
 	if l.Window.D() < minWindow || l.Window.D() > maxWindow {
 		t.Fatalf("limits.window accepted out of range: %v", l.Window)
 	}
+	if l.RequestOpenFor.D() < minWindow || l.RequestOpenFor.D() > 30*24*time.Hour {
+		t.Fatalf("limits.request_open_for accepted out of range: %v", l.RequestOpenFor)
+	}
 }

@@ -19,6 +19,10 @@ type Limits struct {
 	CommandsPerUser int `yaml:"commands_per_user"`
 	// Window is the sliding window both limits count over.
 	Window Duration `yaml:"window"`
+	// RequestOpenFor is how long a request waits for an approver's decision;
+	// then it expires, and its card's buttons go. An approval is given
+	// while the evidence is fresh, never weeks later.
+	RequestOpenFor Duration `yaml:"request_open_for"`
 }
 
 // Defaults of the limits.
@@ -26,6 +30,7 @@ const (
 	DefaultRequestsPerUser = 5
 	DefaultCommandsPerUser = 30
 	DefaultLimitWindow     = time.Minute
+	DefaultRequestOpenFor  = 24 * time.Hour
 
 	maxPerUser  = 10000
 	minWindow   = time.Second
@@ -43,6 +48,9 @@ func defaultLimits(l *Limits, seen map[string]bool) {
 	if !seen["limits.window"] {
 		l.Window = Duration(DefaultLimitWindow)
 	}
+	if !seen["limits.request_open_for"] {
+		l.RequestOpenFor = Duration(DefaultRequestOpenFor)
+	}
 }
 
 func validateLimits(l *Limits, p *collector) {
@@ -55,5 +63,8 @@ func validateLimits(l *Limits, p *collector) {
 	count("limits.commands_per_user", l.CommandsPerUser)
 	if w := l.Window.D(); w < minWindow || w > maxWindow {
 		p.add("limits.window", fmt.Sprintf("%s is out of range", l.Window), "a duration from 1s to 1d, like 1m or 1h")
+	}
+	if w := l.RequestOpenFor.D(); w < minWindow || w > 30*24*time.Hour {
+		p.add("limits.request_open_for", fmt.Sprintf("%s is out of range", l.RequestOpenFor), "a duration from 1s to 30d, like 1d")
 	}
 }

@@ -177,7 +177,8 @@ func TestDefaults(t *testing.T) {
 		Rotation: Rotation{ConfirmWithin: Duration(24 * time.Hour), EmergencyConfirmWithin: Duration(2 * time.Hour),
 			ReminderEvery: Duration(4 * time.Hour), EmergencyReminderEvery: Duration(30 * time.Minute), PreviousVersion: "destroy"},
 		Schedule: Schedule{DailyAt: "09:00", ReviewDay: 1, ReviewWindow: Duration(30 * 24 * time.Hour), RestoreTestMonths: []int{1, 4, 7, 10}},
-		Limits:   Limits{RequestsPerUser: DefaultRequestsPerUser, CommandsPerUser: DefaultCommandsPerUser, Window: Duration(DefaultLimitWindow)},
+		Limits: Limits{RequestsPerUser: DefaultRequestsPerUser, CommandsPerUser: DefaultCommandsPerUser, Window: Duration(DefaultLimitWindow),
+			RequestOpenFor: Duration(DefaultRequestOpenFor)},
 	}
 	got := *cfg
 	got.Scopes, got.Creds = nil, Credentials{}
