@@ -16,7 +16,7 @@ VERSION_PKG := github.com/secretbot/secretbot/internal/app
 # Pinned so every machine lints with the same checks.
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: all build test lint run clean image
+.PHONY: all build test lint fuzz run clean image
 
 all: lint test build
 
@@ -44,6 +44,24 @@ lint:
 	cd e2e && $(GO) vet ./...
 	$(GO) run $(STATICCHECK) ./...
 	cd e2e && $(GO) run $(STATICCHECK) ./...
+
+# Every native fuzz target (func FuzzXxx in a _test.go file of this module,
+# found by grep so a new one is never forgotten), each fuzzed for its share
+# of FUZZ_SECONDS (160: with the builds, about 3 minutes in all), one target
+# per go test run (-fuzz takes one per package).
+# Their seeds and testdata/fuzz corpora already run in `make test`.
+FUZZ_SECONDS ?= 160
+fuzz:
+	@targets="$$(grep -rl --include='*_test.go' --exclude-dir=e2e --exclude-dir=testdata '^func Fuzz[A-Za-z0-9_]*([A-Za-z_][A-Za-z0-9_]* \*testing\.F)' . | \
+		xargs grep -o '^func Fuzz[A-Za-z0-9_]*' /dev/null | sed 's|^\./||; s|/[^/]*_test\.go:func | |' | sort -u)"; \
+	n=$$(printf '%s\n' "$$targets" | grep -c . || true); \
+	if [ "$$n" -eq 0 ]; then echo "fuzz: no fuzz targets found"; exit 1; fi; \
+	each=$$(( $(FUZZ_SECONDS) / n )); [ "$$each" -ge 3 ] || each=3; \
+	echo "fuzz: $$n targets, $${each}s each"; \
+	printf '%s\n' "$$targets" | while read -r dir name; do \
+		echo "--- $$name (./$$dir)"; \
+		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime "$${each}s" "./$$dir" || exit 1; \
+	done
 
 run:
 	$(GO) run ./bot run --config secretbot.yaml

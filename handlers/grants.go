@@ -54,7 +54,7 @@ func left(d time.Duration) string {
 // revoke ends a grant now: its holder, or a security approver.
 func (h *Handlers) revoke(ctx context.Context, r request) Result {
 	if len(r.Args) != 1 {
-		return h.refuse(r.Command, "revoke", "bad arguments", "Usage: `"+h.Config.Slack.Command+" revoke <grant-id>` (ids are listed by `"+h.Config.Slack.Command+" grants`).")
+		return h.refuse(r.Command, "revoke", "bad arguments", "Usage: `"+h.Config.Slack.Command+" revoke &lt;grant-id&gt;` (ids are listed by `"+h.Config.Slack.Command+" grants`).")
 	}
 	id, ok := access.NormalizeGrantID(r.Args[0])
 	if !ok {
@@ -89,7 +89,7 @@ func mentionID(s string) (string, bool) {
 // explain is a dry run: what a request would need and whether it would
 // pass now. Nothing is stored beyond the audit of the question.
 func (h *Handlers) explain(ctx context.Context, r request) Result {
-	usage := "Usage: `" + h.Config.Slack.Command + " explain @someone <scope>`"
+	usage := "Usage: `" + h.Config.Slack.Command + " explain @someone &lt;scope&gt;`"
 	if len(r.Args) != 2 {
 		return h.refuse(r.Command, "explain", "bad arguments", usage)
 	}

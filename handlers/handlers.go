@@ -41,6 +41,10 @@ type Directory interface {
 	// Person returns the user as Slack reports them now. Any error means the
 	// identity could not be confirmed; callers fail closed.
 	Person(ctx context.Context, userID string) (policy.Person, error)
+	// PersonNow is Person with the user groups read from Slack after the
+	// call began (no cache): for rights checked at the moment of a click
+	// or a submitted form.
+	PersonNow(ctx context.Context, userID string) (policy.Person, error)
 }
 
 // OnCall tells whether a person is on call now.
@@ -65,6 +69,8 @@ type Handlers struct {
 	Audit     AuditLog
 	Log       *slog.Logger
 	Now       func() time.Time
+
+	limiter commandLimiter // limits.commands_per_user
 }
 
 // request is one command from one confirmed person.
@@ -109,6 +115,9 @@ func (h *Handlers) Command(ctx context.Context, c Command) Result {
 	sub := ""
 	if len(args) > 0 {
 		sub = strings.ToLower(args[0])
+	}
+	if res, limited := h.commandLimit(c, sub); limited {
+		return res
 	}
 	person, perr := h.Directory.Person(ctx, c.UserID)
 	if perr != nil {

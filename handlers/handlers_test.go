@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/secretbot/secretbot/internal/config"
 	"github.com/secretbot/secretbot/internal/outbox"
@@ -21,6 +22,10 @@ func (d directory) Person(_ context.Context, id string) (policy.Person, error) {
 		return policy.Person{}, errors.New("users.info: user_not_found")
 	}
 	return p, nil
+}
+
+func (d directory) PersonNow(ctx context.Context, id string) (policy.Person, error) {
+	return d.Person(ctx, id)
 }
 
 type onCall struct {
@@ -153,5 +158,35 @@ func TestEscapeAndCode(t *testing.T) {
 	}
 	if got := Truncate("ééééé", 3); got != "éé…" {
 		t.Errorf("Truncate = %q", got)
+	}
+}
+
+func TestCommandRateLimit(t *testing.T) {
+	h, _, _ := accessHandlers()
+	now := h.Now()
+	h.Now = func() time.Time { return now }
+	h.Config.Limits = config.Limits{CommandsPerUser: 3, Window: config.Duration(time.Minute)}
+	run := func(user string) Result {
+		return h.Command(context.Background(), Command{UserID: user, ChannelID: "C1", Text: "help"})
+	}
+	for i := range 3 {
+		if r := run("U1"); len(r.Audit) != 0 || strings.Contains(one(t, r).Text, "limit") {
+			t.Fatalf("command %d refused: %+v", i, r)
+		}
+		now = now.Add(10 * time.Second)
+	}
+	r := run("U1")
+	if m := one(t, r); !strings.Contains(m.Text, "You have sent 3 commands in the last 1m: the limit is 3 per 1m per person, so nothing was done. Try again in 30s (after 12:01:00 UTC).") {
+		t.Errorf("refusal: %s", m.Text)
+	}
+	if len(r.Audit) != 1 || r.Audit[0].Action != "command.rate_limited" || r.Audit[0].Actor != "U1" {
+		t.Errorf("audit: %+v", r.Audit)
+	}
+	if strings.Contains(one(t, run("U2")).Text, "limit") {
+		t.Error("another person was limited")
+	}
+	now = now.Add(31 * time.Second)
+	if strings.Contains(one(t, run("U1")).Text, "limit") {
+		t.Error("still limited after the window")
 	}
 }

@@ -42,7 +42,7 @@ type Submission struct {
 // Click handles a button press. Rights are checked now, against Slack's
 // current view of the person, never against what they had at request time.
 func (h *Handlers) Click(ctx context.Context, c Click) Result {
-	person, err := h.Directory.Person(ctx, c.UserID)
+	person, err := h.Directory.PersonNow(ctx, c.UserID)
 	cmd := Command{UserID: c.UserID, ChannelID: c.ChannelID, ResponseURL: ""}
 	if err != nil {
 		return h.refuseClick(c, "identity lookup failed", "I could not confirm who you are with Slack, so nothing was done. Please try again in a minute.")
@@ -145,7 +145,7 @@ func (h *Handlers) Validate(ctx context.Context, s Submission) map[string]string
 
 // Submit handles a modal that passed validation.
 func (h *Handlers) Submit(ctx context.Context, s Submission) Result {
-	person, err := h.Directory.Person(ctx, s.UserID)
+	person, err := h.Directory.PersonNow(ctx, s.UserID)
 	dm := Command{UserID: s.UserID}
 	if err != nil {
 		return Result{Replies: []outbox.Message{reply(dm, "I could not confirm who you are with Slack, so nothing was done. Please try again in a minute.")},

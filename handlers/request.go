@@ -128,8 +128,10 @@ func fieldBlock(ue *access.UserError) string {
 	return fieldScope
 }
 
+// userMention mentions a Slack user by id; anything not shaped like a user
+// id is shown escaped, never put inside <@…>.
 func userMention(id string) string {
-	if id == "" || strings.ContainsAny(id, "<>&|") {
+	if uid, ok := mentionID(id); !ok || uid != id {
 		return Escape(id)
 	}
 	return "<@" + id + ">"

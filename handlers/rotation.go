@@ -126,7 +126,7 @@ func (h *Handlers) rotate(ctx context.Context, r request) Result {
 
 func (h *Handlers) exposure(ctx context.Context, r request) Result {
 	if len(r.Args) != 1 {
-		return h.refuse(r.Command, "exposure", "bad arguments", "Usage: `"+h.Config.Slack.Command+" exposure <secret>`")
+		return h.refuse(r.Command, "exposure", "bad arguments", "Usage: `"+h.Config.Slack.Command+" exposure &lt;secret&gt;`")
 	}
 	ex, err := h.Rotation.Exposure(ctx, r.Person, r.Args[0])
 	if err != nil {
@@ -310,7 +310,8 @@ func (h *Handlers) reviewRemove(ctx context.Context, c Click, p policy.Person) R
 		return h.refuseClick(c, "not platform security", "Only Platform Security acts on the access review.")
 	}
 	group, user, ok := strings.Cut(c.Value, ":")
-	if !ok || group == "" || user == "" {
+	if uid, isUser := mentionID(user); !ok || group == "" || !isUser || uid != user {
+		h.Log.Warn("review: a remove button with an unexpected value; ignored", "user", c.UserID)
 		return Result{}
 	}
 	if err := h.Groups.RemoveFromGroup(ctx, group, user); err != nil {

@@ -7,6 +7,7 @@ import (
 	"net/mail"
 	"slices"
 	"strings"
+	"time"
 
 	slackgo "github.com/slack-go/slack"
 )
@@ -73,7 +74,7 @@ func (c *Client) findGroup(ctx context.Context, group string) (slackgo.UserGroup
 	if key == "" {
 		return slackgo.UserGroup{}, fmt.Errorf("%w: empty group", ErrGroupNotFound)
 	}
-	groups, err := c.groups.get(ctx, c.now, c.fetchGroups)
+	groups, err := c.groups.get(ctx, c.now, c.fetchGroups, time.Time{})
 	if err != nil {
 		return slackgo.UserGroup{}, fmt.Errorf("%w: usergroups.list: %s", ErrLookupFailed, c.describe(err))
 	}

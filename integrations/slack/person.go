@@ -33,6 +33,22 @@ const groupTTL = 60 * time.Second
 // missing). Deleted users and bots come back without error even without an
 // e-mail, so policy.Refusal can name the precise reason.
 func (c *Client) Person(ctx context.Context, userID string) (policy.Person, error) {
+	return c.person(ctx, userID, time.Time{})
+}
+
+// PersonNow is Person for rights checked at the moment of an action (a
+// button pressed, a form submitted): the user groups are read from Slack
+// after the call began, never from the cache, so someone removed from an
+// approvers' group a second ago is no longer an approver. Concurrent calls
+// share a fetch begun after all of them, so a burst of clicks costs few
+// usergroups.list calls.
+func (c *Client) PersonNow(ctx context.Context, userID string) (policy.Person, error) {
+	return c.person(ctx, userID, c.now())
+}
+
+// person looks userID up with group membership read at or after notBefore
+// (zero: the cached answer while it is fresh).
+func (c *Client) person(ctx context.Context, userID string, notBefore time.Time) (policy.Person, error) {
 	u, err := c.api.GetUserInfoContext(ctx, userID, slackgo.GetUserInfoOptionIncludeLocale(false))
 	if err != nil {
 		return policy.Person{}, fmt.Errorf("%w: users.info %s: %s", ErrLookupFailed, c.redact(userID), c.describe(err))
@@ -57,7 +73,7 @@ func (c *Client) Person(ctx context.Context, userID string) (policy.Person, erro
 	if p.Email == "" {
 		return policy.Person{}, fmt.Errorf("%w: users.info %s: %w", ErrLookupFailed, c.redact(userID), ErrEmailScope)
 	}
-	groups, err := c.groups.get(ctx, c.now, c.fetchGroups)
+	groups, err := c.groups.get(ctx, c.now, c.fetchGroups, notBefore)
 	if err != nil {
 		return policy.Person{}, fmt.Errorf("%w: usergroups.list: %s", ErrLookupFailed, c.describe(err))
 	}
@@ -107,19 +123,33 @@ func (gc *groupCache) invalidate() {
 }
 
 type groupFetch struct {
-	done   chan struct{}
-	groups []slackgo.UserGroup
-	err    error
+	started time.Time
+	done    chan struct{}
+	groups  []slackgo.UserGroup
+	err     error
 }
 
+// get returns the groups, from a fetch begun at or after notBefore (zero:
+// any fetch younger than groupTTL).
 func (gc *groupCache) get(ctx context.Context, now func() time.Time,
-	fetch func(context.Context) ([]slackgo.UserGroup, error)) ([]slackgo.UserGroup, error) {
+	fetch func(context.Context) ([]slackgo.UserGroup, error), notBefore time.Time) ([]slackgo.UserGroup, error) {
 	for {
 		gc.mu.Lock()
-		if !gc.fetched.IsZero() && now().Sub(gc.fetched) < groupTTL {
+		if !gc.fetched.IsZero() && now().Sub(gc.fetched) < groupTTL && !gc.fetched.Before(notBefore) {
 			g := gc.groups
 			gc.mu.Unlock()
 			return g, nil
+		}
+		if w := gc.inflight; w != nil && w.started.Before(notBefore) {
+			// A fetch begun before we were asked may predate a change:
+			// wait for it to end, then start our own.
+			gc.mu.Unlock()
+			select {
+			case <-w.done:
+				continue
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
 		}
 		if w := gc.inflight; w != nil {
 			gc.mu.Unlock()
@@ -138,7 +168,7 @@ func (gc *groupCache) get(ctx context.Context, now func() time.Time,
 				return nil, ctx.Err()
 			}
 		}
-		f := &groupFetch{done: make(chan struct{})}
+		f := &groupFetch{started: now(), done: make(chan struct{})}
 		gc.inflight = f
 		gen := gc.gen
 		gc.mu.Unlock()
@@ -147,7 +177,8 @@ func (gc *groupCache) get(ctx context.Context, now func() time.Time,
 
 		gc.mu.Lock()
 		if f.err == nil && gen == gc.gen {
-			gc.groups, gc.fetched = f.groups, now()
+			// Stamped with the fetch's start: what it read is no newer.
+			gc.groups, gc.fetched = f.groups, f.started
 		}
 		gc.inflight = nil
 		gc.mu.Unlock()

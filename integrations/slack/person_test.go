@@ -195,3 +195,53 @@ func TestPersonContextCanceledWhileWaiting(t *testing.T) {
 		t.Fatalf("err = %v after %s", err, time.Since(start))
 	}
 }
+
+// PersonNow reads the groups after it was called: a removal from a group a
+// moment ago counts at once, where Person may still answer from the cache.
+func TestPersonNowReadsGroupsFresh(t *testing.T) {
+	f := newFakeSlack(t)
+	seedDirectory(f)
+	c := f.client(t)
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	var mu sync.Mutex
+	c.now = func() time.Time { mu.Lock(); defer mu.Unlock(); now = now.Add(time.Millisecond); return now }
+	ctx := context.Background()
+	if _, err := c.Person(ctx, "U1"); err != nil { // warms the cache
+		t.Fatal(err)
+	}
+	f.addGroup("S4", "new-group", "U1")
+	if p, _ := c.Person(ctx, "U1"); slices.Contains(p.Groups, "new-group") {
+		t.Fatal("Person did not use its cache (the test no longer shows the difference)")
+	}
+	p, err := c.PersonNow(ctx, "U1")
+	if err != nil || !slices.Contains(p.Groups, "new-group") {
+		t.Fatalf("PersonNow groups = %v, err %v", p.Groups, err)
+	}
+	if n := len(f.callsTo("usergroups.list")); n != 2 {
+		t.Errorf("%d usergroups.list calls, want 2", n)
+	}
+	// What PersonNow read refreshes the cache for Person.
+	if p, _ := c.Person(ctx, "U1"); !slices.Contains(p.Groups, "new-group") {
+		t.Error("Person did not see the fresh answer")
+	}
+}
+
+// Concurrent PersonNow calls share a fetch begun after they were made.
+func TestPersonNowFetchShared(t *testing.T) {
+	f := newFakeSlack(t)
+	seedDirectory(f)
+	f.set("usergroups.list", reply{Delay: 50 * time.Millisecond})
+	c := f.client(t)
+	var wg sync.WaitGroup
+	for range 20 {
+		wg.Go(func() {
+			if _, err := c.PersonNow(context.Background(), "U1"); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if n := len(f.callsTo("usergroups.list")); n > 3 {
+		t.Errorf("usergroups.list called %d times by 20 concurrent lookups", n)
+	}
+}

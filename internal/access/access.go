@@ -188,6 +188,9 @@ type Tx interface {
 	GrantUpdate(ctx context.Context, g Grant, fromVersion int64) error // ErrConflict when the row moved on
 	GrantsByState(ctx context.Context, states ...State) ([]Grant, error)
 	GrantsByRequester(ctx context.Context, slackID string, states ...State) ([]Grant, error)
+	// GrantsRequestedSince returns the creation times of a person's grants
+	// created at or after since, oldest first (any state).
+	GrantsRequestedSince(ctx context.Context, slackID string, since time.Time) ([]time.Time, error)
 	Audit(ctx context.Context, e audit.Event) error
 	Send(ctx context.Context, m outbox.Message) error // enqueue; never a credential
 }

@@ -29,6 +29,17 @@ func (s *Service) Decide(ctx context.Context, clicker policy.Person, grantID str
 	if err := checkReason(reason); err != nil {
 		return err
 	}
+	// The requester's eligibility is checked again now, against Slack's
+	// current groups, before an approval: outside the transaction (it is a
+	// call to Slack), and it fails closed.
+	var requesterGone string
+	if approve {
+		why, err := s.requesterStillEligible(ctx, id)
+		if err != nil {
+			return err
+		}
+		requesterGone = why
+	}
 	var refusal *UserError
 	var decided Grant
 	_, err := s.change(ctx, id, func(tx Tx, g Grant) (Grant, bool, error) {
@@ -45,11 +56,33 @@ func (s *Service) Decide(ctx context.Context, clicker policy.Person, grantID str
 			return refuse("The scope %s is no longer configured: nobody can decide %s.", Code(g.Scope), Code(g.ID))
 		}
 		if g.State != StatePending {
+			// A stale button: nothing changes. A card the bot never
+			// updated (the request ended before anyone clicked it) is
+			// brought up to date, so its buttons go.
+			if card.Channel != "" && card.TS != "" && (g.CardChannel != card.Channel || g.CardTS != card.TS) {
+				if err := tx.Send(ctx, decidedCard(g, card.Channel, card.TS)); err != nil {
+					return g, false, err
+				}
+			}
 			return refuse("%s", alreadyDecided(g))
 		}
 		now := s.now()
 		var ng Grant
 		var err error
+		if approve && requesterGone != "" && !g.IsRequester(clicker) && policy.CanApprove(sc, clicker) {
+			// Not approvable any more, by anyone: the request fails, and
+			// the requester must ask again once eligible.
+			ng, err := g.Fail(requesterGone, now)
+			if err != nil {
+				return g, false, err
+			}
+			ng.CardChannel, ng.CardTS = cardOr(g, card)
+			refusal = &UserError{Msg: fmt.Sprintf("%s cannot be approved: %s. Nothing was granted; the request is closed.", Code(g.ID), Escape(requesterGone)), Audited: true}
+			if err := s.sendDecision(ctx, tx, ng, event(clicker.SlackID, ActFailed, audit.Failed, requesterGone, ng)); err != nil {
+				return g, false, err
+			}
+			return ng, true, nil
+		}
 		if approve {
 			if !g.NotAfter.IsZero() && !now.Before(g.NotAfter) {
 				// The ticket ran out while the request waited.
@@ -106,6 +139,47 @@ func (s *Service) Decide(ctx context.Context, clicker policy.Person, grantID str
 	return nil
 }
 
+// freshDirectory is a Directory that can read a person's groups uncached
+// (the Slack client's PersonNow).
+type freshDirectory interface {
+	PersonNow(ctx context.Context, slackID string) (policy.Person, error)
+}
+
+// requesterStillEligible looks the requester of grant id up in Slack now
+// and says why they may no longer have it ("" when they may). A lookup that
+// fails is an error: the approval is refused, nothing changes, and the
+// approver can press again.
+func (s *Service) requesterStillEligible(ctx context.Context, id string) (string, error) {
+	if s.Directory == nil {
+		return "", nil
+	}
+	g, err := s.get(ctx, id)
+	if err != nil || g.State != StatePending {
+		return "", nil // Decide itself says what is wrong
+	}
+	sc, ok := s.scope(g.Scope)
+	if !ok {
+		return "", nil
+	}
+	lookup := s.Directory.Person
+	if fd, ok := s.Directory.(freshDirectory); ok {
+		lookup = fd.PersonNow
+	}
+	p, err := lookup(ctx, g.Requester)
+	if err != nil {
+		s.log().Warn("access: requester lookup failed before approval", "grant", g.ID, "err", errText(err))
+		return "", &UserError{Msg: fmt.Sprintf("I could not confirm with Slack that <@%s> may still have %s, so %s was not approved. Please press Approve again in a minute.",
+			Escape(g.Requester), Code(g.Scope), Code(g.ID))}
+	}
+	switch {
+	case policy.Refusal(p) != nil:
+		return "the requester can no longer request access (" + policy.Refusal(p).Error() + ")", nil
+	case !policy.Eligible(sc, p):
+		return "the requester is no longer eligible for " + g.Scope + " (Slack's user groups changed since the request)", nil
+	}
+	return "", nil
+}
+
 func cardOr(g Grant, card CardRef) (string, string) {
 	if card.Channel != "" && card.TS != "" {
 		return card.Channel, card.TS
@@ -143,7 +217,13 @@ func alreadyDecided(g Grant) string {
 		if !g.DecidedAt.IsZero() {
 			return fmt.Sprintf("%s was approved by %s at %s and has since ended (%s).", Code(g.ID), actorText(g.Approver), fmtTime(g.DecidedAt), endText(g.EndReason))
 		}
+		if g.EndReason == EndExpired {
+			return fmt.Sprintf("%s expired before anyone decided (%s): nothing to decide.", Code(g.ID), Escape(g.LastError))
+		}
 		return fmt.Sprintf("%s was cancelled (%s): nothing to decide.", Code(g.ID), endText(g.EndReason))
+	}
+	if g.State == StateFailed && g.LastError != "" {
+		return fmt.Sprintf("%s failed (%s): nothing to decide.", Code(g.ID), Escape(g.LastError))
 	}
 	return fmt.Sprintf("%s is %s: nothing to decide.", Code(g.ID), g.State)
 }

@@ -1,6 +1,7 @@
 package access_test
 
 import (
+	"errors"
 	"strings"
 	"sync"
 	"testing"
@@ -183,4 +184,67 @@ func TestDecideConcurrentClicksOneWins(t *testing.T) {
 			t.Fatalf("round %d: %d deliveries queued", round, n)
 		}
 	}
+}
+
+// The requester's eligibility is checked again when an approver clicks: a
+// requester who lost it since asking makes the request fail (nothing is
+// granted, the requester and the card are told); a lookup that cannot be
+// made refuses the click and changes nothing.
+func TestDecideRequesterNoLongerEligible(t *testing.T) {
+	e := newEnv(t)
+	g := e.mustRequest(accesstest.Ana, "payments-rw", "--ticket", "SEC-12")
+	e.dir.Err = errors.New("users.info: timeout")
+	err := e.decide(accesstest.Lee, g.ID, true, "")
+	if ue, ok := access.IsUserError(err); !ok || !strings.Contains(ue.Msg, "could not confirm with Slack that <@UANA> may still have") {
+		t.Fatalf("lookup failure: %v", err)
+	}
+	if e.grant(g.ID).State != access.StatePending {
+		t.Fatal("a failed lookup changed the grant")
+	}
+	e.dir.Err = nil
+	moved := accesstest.Ana
+	moved.Email = "ana@elsewhere.example" // payments-rw names Ana by e-mail
+	e.dir.Set(moved)
+	na, nm := len(e.store.Events()), len(e.store.Messages())
+	err = e.decide(accesstest.Lee, g.ID, true, "")
+	if ue, ok := access.IsUserError(err); !ok || !strings.Contains(ue.Msg, "is no longer eligible for payments-rw") {
+		t.Fatalf("err = %v", err)
+	}
+	if got := e.grant(g.ID); got.State != access.StateFailed {
+		t.Fatalf("grant %+v", got)
+	}
+	e.wantActions(na, access.ActFailed)
+	e.wantMessages(nm, "update:CAPPROVALS", "dm:UANA", "jira-comment:SEC-12")
+}
+
+// A click on the card of a request that ended before anyone decided
+// changes nothing but the card, which is brought up to its outcome; only
+// the refusal is audited.
+func TestDecideStaleCardOfEndedRequest(t *testing.T) {
+	e := newEnv(t)
+	g := e.mustRequest(accesstest.Ana, "payments-rw", "--ticket", "SEC-12")
+	if err := e.revoke(g.ID, accesstest.Ana.SlackID); err != nil {
+		t.Fatal(err)
+	}
+	ended := e.grant(g.ID)
+	na, nm := len(e.store.Events()), len(e.store.Messages())
+	err := e.decide(accesstest.Lee, g.ID, true, "")
+	if ue, ok := access.IsUserError(err); !ok || !strings.Contains(ue.Msg, "was cancelled") || !strings.Contains(ue.Msg, "nothing to decide") {
+		t.Fatalf("err = %v", err)
+	}
+	if got := e.grant(g.ID); got.Version != ended.Version || got.State != ended.State {
+		t.Fatalf("the stale click changed the grant: %+v", got)
+	}
+	e.wantActions(na, access.ActDecideRefused)
+	ms := e.wantMessages(nm, "update:CAPPROVALS")
+	if strings.Contains(string(ms[0].Blocks), "grant_approve") || !strings.Contains(ms[0].Text, "*Ended*") {
+		t.Errorf("card update %+v", ms[0])
+	}
+	// Once the card shows the outcome, another click leaves it alone.
+	withCard := e.grant(g.ID)
+	withCard.CardChannel, withCard.CardTS = "CAPPROVALS", "1700.000100"
+	e.store.Put(withCard)
+	nm = len(e.store.Messages())
+	_ = e.decide(accesstest.Kim, g.ID, true, "")
+	e.wantMessages(nm)
 }

@@ -34,15 +34,16 @@ type RequestFields struct {
 	Scope, TTL, Ticket, Incident, Reason string
 }
 
-// Accepted forms, repeated by the error messages.
+// Accepted forms, repeated by the error messages. They are mrkdwn: Slack
+// reads anything between angle brackets as a link or mention, so the
+// placeholders' brackets are written as entities.
 const (
-	RequestUsage     = "request <scope> [--ttl 2h] [--ticket SEC-123] [--incident PABC123|#1234|URL] [--reason \"…\"]"
+	RequestUsage     = "request &lt;scope&gt; [--ttl 2h] [--ticket SEC-123] [--incident PABC123|#1234|URL] [--reason \"…\"]"
 	acceptedFlags    = "--ttl, --ticket, --incident, --reason"
-	acceptedIncident = "a PagerDuty incident id like PABC123, its number like #1234, or its URL (https://<account>.pagerduty.com/incidents/PABC123)"
+	acceptedIncident = "a PagerDuty incident id like PABC123, its number like #1234, or its URL (https://&lt;account&gt;.pagerduty.com/incidents/PABC123)"
 )
 
 var (
-	ticketRe   = regexp.MustCompile(`^[A-Z][A-Z0-9_]+-[1-9][0-9]{0,9}$`)
 	incidentID = regexp.MustCompile(`^[A-Z0-9]{2,32}$`)
 	incidentNo = regexp.MustCompile(`^#?([1-9][0-9]{0,11})$`)
 	incPath    = regexp.MustCompile(`^/incidents/([A-Z0-9]{2,32})/?$`)
@@ -157,9 +158,8 @@ func ValidateRequest(cfg *config.Config, p policy.Person, a RequestArgs) (Reques
 	case a.Ticket != "" && !needs(config.EvidenceJira):
 		return RequestArgs{}, userErr("ticket", "%s does not take a ticket: leave out --ticket", Code(sc.Name))
 	case a.Ticket != "":
-		if !ticketRe.MatchString(a.Ticket) || (cfg.Jira.Project != "" && !strings.HasPrefix(a.Ticket, cfg.Jira.Project+"-")) {
-			return RequestArgs{}, userErr("ticket", "%s is not a ticket key of the %s project: give a key like %s-123",
-				Code(Truncate(a.Ticket, 40)), projectOr(cfg), projectOr(cfg))
+		if a.Ticket, err = ParseTicketKey(a.Ticket, cfg.Jira.Project); err != nil {
+			return RequestArgs{}, err
 		}
 	}
 
@@ -200,7 +200,9 @@ func ParseIncidentRef(s string) (string, bool) {
 			return "", false
 		}
 		m := incPath.FindStringSubmatch(u.Path)
-		if m == nil {
+		if m == nil || digitsOnly.MatchString(m[1]) {
+			// All digits is a number, never an id: refused here as it is
+			// bare, so a reference always parses to itself.
 			return "", false
 		}
 		return m[1], true

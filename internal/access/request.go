@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/secretbot/secretbot/internal/audit"
 	"github.com/secretbot/secretbot/internal/config"
@@ -53,12 +54,20 @@ func (s *Service) Request(ctx context.Context, p policy.Person, a RequestArgs, r
 
 	var dup *Grant
 	var refusal string
+	var limited *UserError
 	concluded := g
 	for attempt := 0; ; attempt++ {
 		g.ID = NewGrantID()
-		dup = nil
+		dup, limited = nil, nil
 		err = s.Store.InTx(ctx, func(tx Tx) error {
-			dup, refusal, concluded = nil, "", g
+			dup, limited, refusal, concluded = nil, nil, "", g
+			// Counted in the store, in the transaction that would add one
+			// more: every replica sharing the database counts the same.
+			lim, err := s.rateLimit(ctx, tx, p.SlackID, now)
+			if err != nil || lim != nil {
+				limited = lim
+				return err
+			}
 			mine, err := tx.GrantsByRequester(ctx, p.SlackID, ActiveStates...)
 			if err != nil {
 				return err
@@ -97,6 +106,11 @@ func (s *Service) Request(ctx context.Context, p policy.Person, a RequestArgs, r
 	}
 	if err != nil {
 		return Grant{}, fmt.Errorf("access: store request: %w", err)
+	}
+	if limited != nil {
+		s.log().Info("access: request refused by the rate limit", "user", p.SlackID, "scope", sc.Name)
+		return Grant{}, s.auditRefusal(ctx, limited, audit.Event{Actor: p.SlackID, Action: ActRateLimited,
+			Scope: sc.Name, Outcome: audit.Refused, Reason: limited.Msg})
 	}
 	if dup != nil {
 		ue := userErr("scope", "you already have %s for %s (%s): wait for it, or end it with `revoke %s`, before asking again",
@@ -154,6 +168,36 @@ func (s *Service) Request(ctx context.Context, p policy.Person, a RequestArgs, r
 		return g, &UserError{Msg: "Refused: " + refusal + ". Nothing was granted.", Audited: true, Told: true}
 	}
 	return g, nil
+}
+
+// rateLimit refuses a request by slackID when they already made
+// limits.requests_per_user requests (grants stored, whatever became of
+// them) within limits.window before now; nil when they may. The refusal
+// says what the limit is and when they can try again.
+func (s *Service) rateLimit(ctx context.Context, tx Tx, slackID string, now time.Time) (*UserError, error) {
+	l := s.Config.Limits
+	window := l.Window.D()
+	if l.RequestsPerUser <= 0 || window <= 0 {
+		return nil, nil
+	}
+	recent, err := tx.GrantsRequestedSince(ctx, slackID, now.Add(-window))
+	if err != nil {
+		return nil, err
+	}
+	if len(recent) < l.RequestsPerUser {
+		return nil, nil
+	}
+	// The oldest request that still counts leaves the window first; once
+	// enough have left, one more fits.
+	again := recent[len(recent)-l.RequestsPerUser].Add(window)
+	wait := again.Sub(now).Round(time.Second)
+	if wait < time.Second {
+		wait = time.Second
+	}
+	return &UserError{Field: "scope", Msg: fmt.Sprintf(
+		"You have made %d access requests in the last %s: the limit is %d per %s per person. Try again in %s (after %s).",
+		len(recent), config.Duration(window), l.RequestsPerUser, config.Duration(window), config.Duration(wait),
+		again.UTC().Format("15:04:05 UTC"))}, nil
 }
 
 func orBot(id string) string {

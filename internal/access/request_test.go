@@ -8,6 +8,7 @@ import (
 
 	"github.com/secretbot/secretbot/internal/access"
 	"github.com/secretbot/secretbot/internal/access/accesstest"
+	"github.com/secretbot/secretbot/internal/config"
 	"github.com/secretbot/secretbot/internal/outbox"
 )
 
@@ -261,4 +262,33 @@ func TestRequestLastCheckAndConclusionCommitTogether(t *testing.T) {
 	if !carded {
 		t.Fatalf("the checks are done (%+v) but no approval card is owed", gs[0].Evidence)
 	}
+}
+
+// The request limit counts the grants stored in the window, whatever became
+// of them, per person; the refusal names the limit and when to try again.
+func TestRequestRateLimit(t *testing.T) {
+	e := newEnv(t)
+	e.svc.Config.Limits = config.Limits{RequestsPerUser: 2, Window: config.Duration(time.Minute)}
+	for range 2 {
+		g := e.mustRequest(accesstest.Ana, "payments-rw", "--ticket", "SEC-12")
+		if err := e.revoke(g.ID, accesstest.Ana.SlackID); err != nil {
+			t.Fatal(err)
+		}
+		e.clock.Advance(10 * time.Second)
+	}
+	before := len(e.store.Events())
+	_, err := e.request(accesstest.Ana, "payments-rw", "--ticket", "SEC-12")
+	ue, ok := access.IsUserError(err)
+	if !ok || !ue.Audited || !strings.Contains(ue.Msg, "the limit is 2 per 1m per person. Try again in 40s (after ") {
+		t.Fatalf("err = %v", err)
+	}
+	if n := len(e.store.Grants()); n != 2 {
+		t.Fatalf("%d grants stored", n)
+	}
+	e.wantActions(before, access.ActRateLimited)
+	// Others are not affected.
+	e.mustRequest(accesstest.Bob, "platform-ro", "--incident", "PABC123")
+	// Once the first request leaves the window, one more fits.
+	e.clock.Advance(41 * time.Second)
+	e.mustRequest(accesstest.Ana, "payments-rw", "--ticket", "SEC-12")
 }

@@ -47,6 +47,7 @@ const actorBot = "secretbot"
 const (
 	ActRequested        = "grant.requested"
 	ActRequestRefused   = "grant.request_refused" // refused before anything was stored
+	ActRateLimited      = "grant.rate_limited"    // refused by limits.requests_per_user
 	ActRefused          = "grant.refused"         // the evidence refused it
 	ActChecksPassed     = "grant.checks_passed"
 	ActApproved         = "grant.approved"

@@ -178,7 +178,10 @@ func (s *Service) sweepPending(ctx context.Context, g Grant, now time.Time) erro
 	for _, e := range g.Evidence {
 		checking = checking || e.Status == EvidenceChecking
 	}
-	if !checking || now.Sub(g.CreatedAt) < staleChecks {
+	if !checking {
+		return s.expireUndecided(ctx, g, now)
+	}
+	if now.Sub(g.CreatedAt) < staleChecks {
 		return nil
 	}
 	why := "the checks were interrupted (the bot restarted); request again"
@@ -194,6 +197,38 @@ func (s *Service) sweepPending(ctx context.Context, g Grant, now time.Time) erro
 			return cur, false, err
 		}
 		return ng, true, tx.Send(ctx, dm(ng, fmt.Sprintf("Your access request %s for %s failed: %s.", Code(ng.ID), Code(ng.Scope), why)))
+	})
+	return err
+}
+
+// expireUndecided ends a request waiting for an approver longer than
+// limits.request_open_for: state expired, the requester told, the card (if
+// known) shown ended without its buttons. A click on it later only says so.
+func (s *Service) expireUndecided(ctx context.Context, g Grant, now time.Time) error {
+	open := s.Config.Limits.RequestOpenFor.D()
+	if open <= 0 || now.Sub(g.CreatedAt) < open {
+		return nil
+	}
+	why := fmt.Sprintf("no approver decided within %s", config.Duration(open))
+	_, err := s.change(ctx, g.ID, func(tx Tx, cur Grant) (Grant, bool, error) {
+		if cur.State != StatePending || cur.Version != g.Version {
+			return cur, false, nil
+		}
+		ng, err := cur.End(EndExpired, now)
+		if err != nil {
+			return cur, false, err
+		}
+		ng.LastError = why
+		if err := tx.Audit(ctx, event(actorBot, ActExpired, audit.OK, why, ng)); err != nil {
+			return cur, false, err
+		}
+		if ng.CardChannel != "" && ng.CardTS != "" {
+			if err := tx.Send(ctx, decidedCard(ng, ng.CardChannel, ng.CardTS)); err != nil {
+				return cur, false, err
+			}
+		}
+		return ng, true, tx.Send(ctx, dm(ng, fmt.Sprintf("Your access request %s for %s expired: %s. Nothing was granted; request again if you still need it.",
+			Code(ng.ID), Code(ng.Scope), why)))
 	})
 	return err
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/secretbot/secretbot/internal/access"
 	"github.com/secretbot/secretbot/internal/access/accesstest"
+	"github.com/secretbot/secretbot/internal/config"
 )
 
 func TestSweepExpiry(t *testing.T) {
@@ -283,5 +284,38 @@ func TestGrantsAndExplain(t *testing.T) {
 	out, _ = e.svc.Explain(e.ctx, accesstest.Bob, accesstest.Bob, "platform-ro")
 	if !strings.Contains(out, "PagerDuty could not be checked") || !strings.Contains(out, "Would pass now*: no") {
 		t.Fatalf("explain with PD down:\n%s", out)
+	}
+}
+
+// A request nobody decided within limits.request_open_for expires: the
+// requester is told, and a later click only says so.
+func TestSweepExpiresUndecidedRequests(t *testing.T) {
+	e := newEnv(t)
+	e.svc.Config.Limits.RequestOpenFor = config.Duration(time.Hour)
+	g := e.mustRequest(accesstest.Ana, "payments-rw", "--ticket", "SEC-12")
+	e.clock.Advance(59 * time.Minute)
+	if err := e.sweep(); err != nil || e.grant(g.ID).State != access.StatePending {
+		t.Fatalf("expired early: %v %+v", err, e.grant(g.ID))
+	}
+	na, nm := len(e.store.Events()), len(e.store.Messages())
+	e.clock.Advance(2 * time.Minute)
+	if err := e.sweep(); err != nil {
+		t.Fatal(err)
+	}
+	got := e.grant(g.ID)
+	if got.State != access.StateExpired || got.EndReason != access.EndExpired || got.Approver != "" {
+		t.Fatalf("grant %+v", got)
+	}
+	e.wantActions(na, access.ActExpired)
+	ms := e.wantMessages(nm, "dm:UANA")
+	if !strings.Contains(ms[0].Text, "expired: no approver decided within 1h") {
+		t.Errorf("DM %q", ms[0].Text)
+	}
+	err := e.decide(accesstest.Lee, g.ID, true, "")
+	if ue, ok := access.IsUserError(err); !ok || !strings.Contains(ue.Msg, "expired before anyone decided (no approver decided within 1h)") {
+		t.Fatalf("late click: %v", err)
+	}
+	if e.grant(g.ID).Version != got.Version {
+		t.Fatal("the late click changed the grant")
 	}
 }

@@ -4,9 +4,34 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"regexp"
+	"strings"
 
 	"github.com/secretbot/secretbot/internal/audit"
 )
+
+// ticketKeyRe is a Jira issue key: a project key (a letter, then letters,
+// digits or _) and an issue number without leading zeros.
+var ticketKeyRe = regexp.MustCompile(`^[A-Z][A-Z0-9_]+-[1-9][0-9]{0,9}$`)
+
+// ParseTicketKey reads a Jira issue key as people type it ("sec-123",
+// " SEC-123 ") and returns it upper case. project, when not empty, is the
+// only project accepted. A refusal is a *UserError (field "ticket") that
+// says what is accepted.
+func ParseTicketKey(s, project string) (string, error) {
+	key := strings.ToUpper(strings.TrimSpace(s))
+	project = strings.ToUpper(strings.TrimSpace(project))
+	if !ticketKeyRe.MatchString(key) || (project != "" && !strings.HasPrefix(key, project+"-")) {
+		p := project
+		if p == "" {
+			p = "PROJ"
+		}
+		p = Escape(Truncate(p, 40))
+		return "", userErr("ticket", "%s is not a ticket key of the %s project: give a key like %s-123",
+			Code(Truncate(key, 40)), p, p)
+	}
+	return key, nil
+}
 
 // OpenTicket opens the Jira access-log ticket of a grant whose scope needs no
 // ticket (the outbox kind jira-open calls it), recording the grant, its

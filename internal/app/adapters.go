@@ -83,6 +83,10 @@ func (t accessTx) GrantsByRequester(ctx context.Context, id string, states ...ac
 	return t.tx.GrantsByRequester(ctx, id, states...)
 }
 
+func (t accessTx) GrantsRequestedSince(ctx context.Context, id string, since time.Time) ([]time.Time, error) {
+	return t.tx.GrantsRequestedSince(ctx, id, since)
+}
+
 func storeErr(err error) error {
 	switch {
 	case errors.Is(err, store.ErrNotFound):

@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
+	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -124,13 +126,15 @@ func sanitize(p json.RawMessage) (stored []byte, secretValue string) {
 	if json.Unmarshal(p, &m) != nil {
 		return p, ""
 	}
-	_, hasToken := m["token"]
-	msg, hasMessage := m["message"]
-	view, hasView := m["view"]
-	if !hasToken && !hasMessage && !hasView {
+	// encoding/json matches struct fields without regard to case, so the
+	// payload is read later under any spelling of these keys: drop them all.
+	hasToken := len(takeFold(m, "token")) > 0
+	msgs, views := takeFold(m, "message"), takeFold(m, "view")
+	if !hasToken && len(msgs) == 0 && len(views) == 0 {
 		return p, ""
 	}
-	delete(m, "token")
+	msg, hasMessage := lastOf(msgs)
+	view, hasView := lastOf(views)
 	if hasMessage {
 		var ts struct {
 			TS       string `json:"ts,omitempty"`
@@ -140,6 +144,7 @@ func sanitize(p json.RawMessage) (stored []byte, secretValue string) {
 		m["message"], _ = json.Marshal(ts)
 	}
 	if hasView {
+		m["view"] = view
 		if v, value, ok := dropValueField(view); ok {
 			m["view"], secretValue = v, value
 		}
@@ -149,6 +154,31 @@ func sanitize(p json.RawMessage) (stored []byte, secretValue string) {
 		return p, ""
 	}
 	return b, secretValue
+}
+
+// takeFold removes from m every key equal to key without regard to case,
+// returning their values in key order (the reader keeps the last).
+func takeFold(m map[string]json.RawMessage, key string) []json.RawMessage {
+	var keys []string
+	for k := range m {
+		if strings.EqualFold(k, key) {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	out := make([]json.RawMessage, 0, len(keys))
+	for _, k := range keys {
+		out = append(out, m[k])
+		delete(m, k)
+	}
+	return out
+}
+
+func lastOf(vs []json.RawMessage) (json.RawMessage, bool) {
+	if len(vs) == 0 {
+		return nil, false
+	}
+	return vs[len(vs)-1], true
 }
 
 // dropValueField removes the state of the modal block named
@@ -161,7 +191,8 @@ func dropValueField(view json.RawMessage) (json.RawMessage, string, bool) {
 	var state struct {
 		Values map[string]map[string]json.RawMessage `json:"values"`
 	}
-	if json.Unmarshal(v["state"], &state) != nil {
+	st, _ := lastOf(takeFold(v, "state"))
+	if st == nil || json.Unmarshal(st, &state) != nil {
 		return nil, "", false
 	}
 	block, ok := state.Values[rotation.ValueKey]

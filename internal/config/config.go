@@ -19,6 +19,7 @@ type Config struct {
 	Rotation  Rotation  `yaml:"rotation"`
 	Schedule  Schedule  `yaml:"schedule"`
 	Backup    Backup    `yaml:"backup"`
+	Limits    Limits    `yaml:"limits"`
 
 	// Creds is filled from the environment by Load.
 	Creds Credentials `yaml:"-"`

@@ -22,7 +22,36 @@ import (
 type decoder struct {
 	p    *collector
 	seen map[string]bool
+
+	// Aliases make the node tree a graph: an anchor may contain itself, and
+	// aliases of aliases expand exponentially ("billion laughs"). The walk
+	// is bounded in depth and in nodes visited, whatever the file.
+	visits, depth int
+	tooBig        bool
 }
+
+const (
+	maxDepth = 32
+	maxNodes = 100000
+)
+
+// enter counts one node visited, one level deeper; false means stop here
+// (the problem was recorded once). Every enter is paired with a leave.
+func (d *decoder) enter() bool {
+	d.visits++
+	d.depth++
+	if d.visits <= maxNodes && d.depth <= maxDepth {
+		return true
+	}
+	if !d.tooBig {
+		d.tooBig = true
+		d.p.add("", "the file nests too deep or expands to too many values through anchors and aliases (an anchor that contains itself, or aliases of aliases)",
+			fmt.Sprintf("at most %d levels and %d values, with anchors that do not contain themselves", maxDepth, maxNodes))
+	}
+	return false
+}
+
+func (d *decoder) leave() { d.depth-- }
 
 // parseFile decodes data into cfg. A syntax error is one problem (yaml's
 // message carries the line); otherwise every unknown key, wrong type and
@@ -50,6 +79,11 @@ func parseFile(name string, data []byte, cfg *Config, p *collector) (seen map[st
 var durationType = reflect.TypeFor[Duration]()
 
 func (d *decoder) decode(path string, n *yaml.Node, v reflect.Value) {
+	ok := d.enter()
+	defer d.leave()
+	if !ok {
+		return
+	}
 	n = resolve(n)
 	if n.Kind == yaml.ScalarNode {
 		if env := valueCredential(n.Value); env != "" {
@@ -130,6 +164,11 @@ func (d *decoder) sequence(path string, n *yaml.Node, v reflect.Value) {
 }
 
 func (d *decoder) mapping(path string, n *yaml.Node, v reflect.Value) {
+	ok := d.enter() // merges ("<<: *self") recurse through here
+	defer d.leave()
+	if !ok {
+		return
+	}
 	fields, names := yamlFields(v.Type())
 	if n.Kind != yaml.MappingNode {
 		d.fail(orTop(path), "must be a mapping of keys, not a "+kindName(n), "keys "+strings.Join(names, ", "))
@@ -204,6 +243,11 @@ func (d *decoder) unknown(path string, k, val *yaml.Node, names []string) {
 
 // scanUnknown looks for credentials under a key that is not decoded.
 func (d *decoder) scanUnknown(path string, n *yaml.Node) {
+	ok := d.enter()
+	defer d.leave()
+	if !ok {
+		return
+	}
 	n = resolve(n)
 	switch n.Kind {
 	case yaml.ScalarNode:

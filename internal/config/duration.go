@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -15,6 +16,8 @@ import (
 const DurationAccepted = "a number and a unit, combined largest first: 30m, 2h, 1h30m, 7d, 1d12h (units d, h, m, s)"
 
 const day = 24 * time.Hour
+
+var errTooLong = errors.New("longer than about 292 years")
 
 // ParseDuration parses a duration the way people write one: Go's syntax
 // ("30m", "2h", "1h30m", "90s") plus days ("7d", "1d12h", "1.5d"). Signs are
@@ -46,17 +49,13 @@ func parseDays(s string) (time.Duration, error) {
 	if num == "" || strings.ContainsFunc(num, func(r rune) bool { return (r < '0' || r > '9') && r != '.' }) {
 		return 0, errors.New("days must come first")
 	}
-	days, err := strconv.ParseFloat(num, 64)
-	if err != nil {
-		return 0, err
-	}
-	if days*float64(day) > float64(1<<62) {
-		return 0, errors.New("too long")
-	}
 	// Multiplying the hours as a Duration keeps "1.5d" exact (36h).
 	h, err := time.ParseDuration(num + "h")
 	if err != nil {
 		return 0, err
+	}
+	if h > math.MaxInt64/24 {
+		return 0, errTooLong
 	}
 	d := h * 24
 	if rest == "" {
@@ -65,6 +64,9 @@ func parseDays(s string) (time.Duration, error) {
 	r, err := time.ParseDuration(rest)
 	if err != nil {
 		return 0, err
+	}
+	if r > math.MaxInt64-d { // the sum would wrap around to a negative duration
+		return 0, errTooLong
 	}
 	return d + r, nil
 }

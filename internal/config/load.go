@@ -53,6 +53,12 @@ func load(path string, getenv func(string) string, full bool) (*Config, error) {
 	p := &collector{}
 	cfg := &Config{}
 	seen, ok := readFile(path, getenv, cfg, p)
+	return finish(cfg, seen, ok, p, getenv, full)
+}
+
+// finish completes a load once the file is decoded (ok false: nothing
+// usable was read): credentials, defaults, validation.
+func finish(cfg *Config, seen map[string]bool, ok bool, p *collector, getenv func(string) string, full bool) (*Config, error) {
 	cfg.Creds = readCreds(getenv)
 	if ns := strings.TrimSpace(getenv("VAULT_NAMESPACE")); ns != "" {
 		cfg.Vault.Namespace = ns
@@ -134,6 +140,7 @@ func applyDefaults(c *Config, seen map[string]bool) {
 	}
 	dur("runner.shutdown_timeout", &c.Runner.ShutdownTimeout, DefaultShutdownTimeout)
 	dur("runner.handler_timeout", &c.Runner.HandlerTimeout, DefaultHandlerTimeout)
+	defaultLimits(&c.Limits, seen)
 	for i := range c.Scopes {
 		str(&c.Scopes[i].Delivery, DeliveryWrappedToken)
 	}

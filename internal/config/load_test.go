@@ -179,6 +179,8 @@ func TestDefaults(t *testing.T) {
 			ReminderEvery: Duration(4 * time.Hour), EmergencyReminderEvery: Duration(30 * time.Minute), PreviousVersion: "destroy"},
 		Schedule: Schedule{DailyAt: "09:00", ReviewDay: 1, ReviewWindow: Duration(30 * 24 * time.Hour), RestoreTestMonths: []int{1, 4, 7, 10}},
 		Backup:   Backup{Every: Duration(time.Hour), Keep: 24},
+		Limits: Limits{RequestsPerUser: DefaultRequestsPerUser, CommandsPerUser: DefaultCommandsPerUser, Window: Duration(DefaultLimitWindow),
+			RequestOpenFor: Duration(DefaultRequestOpenFor)},
 	}
 	got := *cfg
 	got.Scopes, got.Creds = nil, Credentials{}

@@ -70,6 +70,7 @@ func validate(c *Config, p *collector) {
 	validateRotation(c, p)
 	validateSchedule(&c.Schedule, p)
 	validateBackup(&c.Backup, p)
+	validateLimits(&c.Limits, p)
 }
 
 func validateSlack(s *Slack, p *collector) {

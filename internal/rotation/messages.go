@@ -20,9 +20,14 @@ func fmtTime(t time.Time) string {
 	return t.UTC().Format("2006-01-02 15:04 UTC")
 }
 
+// mention names a Slack user; text not shaped like a user id (an owner
+// contact typed into a form, say) is shown as code, never inside <@…>.
 func mention(id string) string {
-	if id == "" || id == actorBot {
+	switch {
+	case id == "" || id == actorBot:
 		return "secretbot"
+	case !userIDRe.MatchString(id):
+		return access.Code(id)
 	}
 	return "<@" + id + ">"
 }

@@ -11,12 +11,14 @@ import (
 	"github.com/secretbot/secretbot/internal/config"
 )
 
-// Usage lines of the commands this package serves (without the slash command).
+// Usage lines of the commands this package serves (without the slash
+// command), in mrkdwn: placeholders' angle brackets are entities, since
+// Slack reads <...> as a link.
 const (
-	RotateUsage    = "rotate <secret> --ticket SEC-123 | rotate <secret> --emergency --incident PABC123 [--ticket SEC-123]"
+	RotateUsage    = "rotate &lt;secret&gt; --ticket SEC-123 | rotate &lt;secret&gt; --emergency --incident PABC123 [--ticket SEC-123]"
 	InventoryUsage = "inventory [--overdue] [--env prod] [--owner team] [--export]"
-	ExposureUsage  = "exposure <secret>"
-	JournalUsage   = "journal | journal restore-test passed|failed \"<notes>\""
+	ExposureUsage  = "exposure &lt;secret&gt;"
+	JournalUsage   = "journal | journal restore-test passed|failed \"&lt;notes&gt;\""
 
 	acceptedIncident = "a PagerDuty incident id like PABC123, its number like #1234, or its URL"
 	acceptedSecret   = "lower case letters, digits and -, starting with a letter, 2 to 61 characters"
@@ -235,18 +237,19 @@ func hasControl(s string) bool {
 }
 
 // normalizeTicket upper-cases key and checks its form (project prefix
-// included, when jira.project is set).
+// included, when jira.project is set) with the access domain's parser, so
+// both domains accept exactly the same keys.
 func normalizeTicket(cfg *config.Config, key string) (string, error) {
-	key = strings.ToUpper(strings.TrimSpace(key))
 	project := cfg.Jira.Project
-	if !ticketRe.MatchString(key) || (project != "" && !strings.HasPrefix(key, project+"-")) {
-		if project == "" {
-			project = "SEC"
-		}
-		return "", userErr("ticket", "%s is not a ticket key of the %s project: give a key like %s-123",
-			access.Code(access.Truncate(key, 40)), project, project)
+	if project == "" {
+		project = "SEC"
 	}
-	return key, nil
+	k, err := access.ParseTicketKey(key, cfg.Jira.Project)
+	if err != nil {
+		return "", userErr("ticket", "%s is not a ticket key of the %s project: give a key like %s-123",
+			access.Code(access.Truncate(strings.ToUpper(strings.TrimSpace(key)), 40)), project, project)
+	}
+	return k, nil
 }
 
 // ValidateSecret checks a registry entry typed by a person (the register

@@ -184,6 +184,30 @@ func (tx *Tx) GrantsByRequester(ctx context.Context, slackID string, states ...a
 	return tx.grantQuery(ctx, "grants by requester", " WHERE requester = ?"+where, append([]any{slackID}, args...))
 }
 
+// GrantsRequestedSince returns when each of a person's grants created at or
+// after since was created, oldest first, whatever became of them: what the
+// per-person request limit counts.
+func (tx *Tx) GrantsRequestedSince(ctx context.Context, slackID string, since time.Time) ([]time.Time, error) {
+	rows, err := tx.tx.QueryContext(ctx, "SELECT created_at FROM grants WHERE requester = ? AND created_at >= ? ORDER BY created_at",
+		slackID, since.UnixNano())
+	if err != nil {
+		return nil, fmt.Errorf("store: grants requested since: %w", err)
+	}
+	defer rows.Close()
+	var out []time.Time
+	for rows.Next() {
+		var ns int64
+		if err := rows.Scan(&ns); err != nil {
+			return nil, fmt.Errorf("store: grants requested since: %w", err)
+		}
+		out = append(out, time.Unix(0, ns))
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: grants requested since: %w", err)
+	}
+	return out, nil
+}
+
 func stateFilter(states []access.State) (string, []any) {
 	if len(states) == 0 {
 		return "", nil

@@ -62,6 +62,9 @@ func (t svcTx) GrantsByState(ctx context.Context, states ...access.State) ([]acc
 func (t svcTx) GrantsByRequester(ctx context.Context, id string, states ...access.State) ([]access.Grant, error) {
 	return t.tx.GrantsByRequester(ctx, id, states...)
 }
+func (t svcTx) GrantsRequestedSince(ctx context.Context, id string, since time.Time) ([]time.Time, error) {
+	return t.tx.GrantsRequestedSince(ctx, id, since)
+}
 func (t svcTx) Audit(ctx context.Context, e audit.Event) error {
 	_, err := t.log.Append(ctx, t.tx, e)
 	return err

@@ -36,6 +36,11 @@ func (directory) Person(_ context.Context, id string) (policy.Person, error) {
 	return policy.Person{SlackID: id, Email: strings.ToLower(id) + "@lumi.example", Name: id}, nil
 }
 
+// PersonNow is Person: the fixture's groups never change.
+func (d directory) PersonNow(ctx context.Context, id string) (policy.Person, error) {
+	return d.Person(ctx, id)
+}
+
 func (directory) GroupMembers(context.Context, string) ([]string, error) { return nil, nil }
 
 func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }

@@ -159,6 +159,14 @@ func (t *tx) GrantsByRequester(ctx context.Context, slackID string, states ...ac
 	}), nil
 }
 
+func (t *tx) GrantsRequestedSince(ctx context.Context, slackID string, since time.Time) ([]time.Time, error) {
+	var out []time.Time
+	for _, g := range t.list(func(g access.Grant) bool { return g.Requester == slackID && !g.CreatedAt.Before(since) }) {
+		out = append(out, g.CreatedAt)
+	}
+	return out, nil
+}
+
 func (t *tx) list(keep func(access.Grant) bool) []access.Grant {
 	var out []access.Grant
 	for _, g := range t.grants {
