@@ -111,7 +111,7 @@ func subcommands() []subcommand {
 // Command answers one slash command. It never returns an error: every
 // outcome, refusals included, is a reply and an audit event.
 func (h *Handlers) Command(ctx context.Context, c Command) Result {
-	args, err := SplitArgs(c.Text)
+	args, err := SplitArgs(Unescape(c.Text))
 	sub := ""
 	if len(args) > 0 {
 		sub = strings.ToLower(args[0])

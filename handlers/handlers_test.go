@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
@@ -146,6 +147,21 @@ func TestSplitArgs(t *testing.T) {
 		if (err != nil) != tt.err || strings.Join(got, "|") != strings.Join(tt.want, "|") || len(got) != len(tt.want) {
 			t.Errorf("SplitArgs(%q) = %q, %v", tt.in, got, err)
 		}
+	}
+}
+
+// Slack sends command text with &, < and > as entities (should_escape):
+// read once, escaped once on the way out, never doubled.
+func TestCommandTextUnescapedOnce(t *testing.T) {
+	if got := Unescape("a &amp; b &lt;!channel&gt; &amp;lt; <@U1|ana>"); got != "a & b <!channel> &lt; <@U1|ana>" {
+		t.Errorf("Unescape = %q", got)
+	}
+	var ack struct{ Text string }
+	if err := json.Unmarshal(AckSummary("request pay&amp;ro"), &ack); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(ack.Text, "pay&amp;ro") || strings.Contains(ack.Text, "&amp;amp;") {
+		t.Errorf("AckSummary text = %q", ack.Text)
 	}
 }
 

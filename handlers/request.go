@@ -141,7 +141,7 @@ func userMention(id string) string {
 // work: for a request, an ephemeral line saying it was received. nil for
 // everything else. Pure: the ack must not wait for I/O.
 func AckSummary(text string) json.RawMessage {
-	args, err := SplitArgs(text)
+	args, err := SplitArgs(Unescape(text))
 	if err != nil || len(args) < 2 || !strings.EqualFold(args[0], "request") {
 		return nil
 	}

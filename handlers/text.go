@@ -15,6 +15,15 @@ var escaper = strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;")
 // `<http://x|y>` are shown, not acted on.
 func Escape(s string) string { return escaper.Replace(s) }
 
+// unescaper undoes Slack's escaping of command text (see Unescape).
+var unescaper = strings.NewReplacer("&lt;", "<", "&gt;", ">", "&amp;", "&")
+
+// Unescape turns slash-command text back into what the person typed: the
+// manifest's should_escape makes Slack send `&`, `<` and `>` as entities
+// (and mentions as <@U…|name>). Without it, a reason "a & b" would be shown
+// and stored as "a &amp; b". Everything echoed is escaped again on the way out.
+func Unescape(s string) string { return unescaper.Replace(s) }
+
 // Code renders s for inline code: escaped, and without backticks or line
 // breaks that would let it break out of the span.
 func Code(s string) string {
