@@ -50,8 +50,9 @@ var (
 // takes the write lock up front, so two transactions that read then write
 // cannot deadlock on the lock upgrade (which busy_timeout cannot resolve).
 // synchronous FULL because an envelope is acked once its insert commits.
+// wal_autocheckpoint(0): checkpoints run in the background (walcheckpoint.go).
 const dsnParams = "_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)" +
-	"&_pragma=synchronous(FULL)&_txlock=immediate"
+	"&_pragma=synchronous(FULL)&_pragma=wal_autocheckpoint(0)&_txlock=immediate"
 
 const (
 	maxOpenConns  = 8
@@ -63,6 +64,8 @@ const (
 type DB struct {
 	sql  *sql.DB
 	path string
+	gate writeGate // one write transaction at a time, from this process
+	ckpt *checkpointer
 }
 
 // Tx is a write transaction (see DB.InTx).
@@ -100,6 +103,7 @@ func Open(ctx context.Context, path string) (*DB, error) {
 		sqldb.Close()
 		return nil, err
 	}
+	db.ckpt = startCheckpointer(sqldb, checkpointEvery)
 	return db, nil
 }
 
@@ -144,7 +148,10 @@ func (db *DB) checkPragmas(ctx context.Context) error {
 }
 
 // Close closes the database.
-func (db *DB) Close() error { return db.sql.Close() }
+func (db *DB) Close() error {
+	db.ckpt.stop()
+	return db.sql.Close() // the last connection to close checkpoints what is left
+}
 
 // Ping checks the database answers a query.
 func (db *DB) Ping(ctx context.Context) error {
@@ -161,8 +168,14 @@ func (db *DB) Ping(ctx context.Context) error {
 // transaction. fn must not call DB methods (they would wait for the write
 // lock fn holds). fn's own error is returned as is.
 func (db *DB) InTx(ctx context.Context, fn func(tx *Tx) error) error {
+	return db.inTx(ctx, false, fn)
+}
+
+// inTx is InTx; urgent transactions (the inbox write an ack waits for) take
+// the write turn before queued ordinary ones.
+func (db *DB) inTx(ctx context.Context, urgent bool, fn func(tx *Tx) error) error {
 	for attempt := 1; ; attempt++ {
-		err := db.tryTx(ctx, fn)
+		err := db.tryTx(ctx, urgent, fn)
 		if err == nil || attempt == maxTxAttempts || !retryable(err) {
 			return err
 		}
@@ -178,7 +191,11 @@ func (db *DB) InTx(ctx context.Context, fn func(tx *Tx) error) error {
 	}
 }
 
-func (db *DB) tryTx(ctx context.Context, fn func(tx *Tx) error) (err error) {
+func (db *DB) tryTx(ctx context.Context, urgent bool, fn func(tx *Tx) error) (err error) {
+	if err := db.gate.acquire(ctx, urgent); err != nil {
+		return fmt.Errorf("store: begin: %w", err)
+	}
+	defer db.gate.release() // deferred first, so it runs after the rollback below
 	stx, err := db.sql.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("store: begin: %w", err)
