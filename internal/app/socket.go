@@ -61,12 +61,12 @@ type socket struct {
 	open   func(ctx context.Context) (string, error) // apps.connections.open
 	dialer *websocket.Dialer
 	log    *slog.Logger
-	// handle stores the envelope and returns the ack payload (nil for none)
-	// and a function to run once the ack is written (nil for none). An error
-	// means it could not be stored: the envelope is not acked, so Slack shows
-	// the user an error (or redelivers an event) instead of the bot silently
-	// dropping it.
-	handle func(ctx context.Context, env envelope) (json.RawMessage, func(), error)
+	// handle stores a batch of envelopes (in one transaction) and returns,
+	// for each, the ack payload (nil for none), a function to run once the
+	// ack is written (nil for none), or an error: an envelope that could not
+	// be stored is not acked, so Slack shows the user an error (or
+	// redelivers an event) instead of the bot silently dropping it.
+	handle func(ctx context.Context, envs []envelope) []accepted
 	// pingEvery is how often the client pings; a connection silent for
 	// three intervals is considered dead (a socket dropped without a close).
 	pingEvery time.Duration
@@ -163,12 +163,32 @@ func (s *socket) session(ctx context.Context) (string, error) {
 		}
 	}()
 
+	// The reader hands envelopes to the acker and reads on while they are
+	// stored: whatever arrives during one commit is stored by the next, in
+	// one transaction (group commit), and acked in arrival order.
+	queue := make(chan received, maxBatch)
+	ackerDone := make(chan error, 1)
+	go func() {
+		err := s.ackLoop(ctx, queue, write)
+		if err != nil {
+			cancel() // closes the connection, which ends the reader
+		}
+		ackerDone <- err
+	}()
+	finish := func() error { // acks what was read, then reports the acker's error
+		close(queue)
+		return <-ackerDone
+	}
 	for {
 		_, data, err := conn.ReadMessage()
-		received := time.Now()
+		readAt := time.Now()
 		if err != nil {
+			ackErr := finish()
 			if ctx.Err() != nil {
 				return "", nil
+			}
+			if ackErr != nil {
+				return "", ackErr
 			}
 			return "", fmt.Errorf("websocket read: %w", err)
 		}
@@ -184,6 +204,9 @@ func (s *socket) session(ctx context.Context) (string, error) {
 			s.log.Info("socket mode connected")
 		case "disconnect":
 			s.log.Info("slack asked to disconnect", "reason", env.Reason)
+			if err := finish(); err != nil {
+				return "", err
+			}
 			return env.Reason, nil
 		default:
 			if env.EnvelopeID == "" {
@@ -192,24 +215,71 @@ func (s *socket) session(ctx context.Context) (string, error) {
 			if s.stopping.Load() {
 				continue // shutting down: leave it unacked so Slack can retry elsewhere
 			}
-			payload, after, err := s.handle(ctx, env)
-			if err != nil {
-				s.log.Error("envelope not stored; leaving it unacked", "envelope_id", env.EnvelopeID, "type", env.Type, "err", err)
+			queue <- received{env: env, at: readAt}
+		}
+	}
+}
+
+// maxBatch bounds how many envelopes one inbox transaction stores.
+const maxBatch = 128
+
+// received is an envelope and when it was read.
+type received struct {
+	env envelope
+	at  time.Time
+}
+
+// ackLoop stores what the reader queued, a batch at a time (everything
+// waiting, up to maxBatch), and acks each stored envelope in order. After
+// an ack cannot be written it only drains the queue: the connection is gone
+// and Slack redelivers what was not acked.
+func (s *socket) ackLoop(ctx context.Context, queue <-chan received, write func(any) error) error {
+	var failed error
+	batch := make([]received, 0, maxBatch)
+	envs := make([]envelope, 0, maxBatch)
+	for r := range queue {
+		if failed != nil {
+			continue
+		}
+		batch = append(batch[:0], r)
+	more:
+		for len(batch) < maxBatch {
+			select {
+			case r, ok := <-queue:
+				if !ok {
+					break more
+				}
+				batch = append(batch, r)
+			default:
+				break more
+			}
+		}
+		envs = envs[:0]
+		for _, r := range batch {
+			envs = append(envs, r.env)
+		}
+		results := s.handle(ctx, envs)
+		for i, a := range results {
+			env := batch[i].env
+			if a.err != nil {
+				s.log.Error("envelope not stored; leaving it unacked", "envelope_id", env.EnvelopeID, "type", env.Type, "err", a.err)
 				continue
 			}
 			ack := map[string]any{"envelope_id": env.EnvelopeID}
-			if payload != nil {
-				ack["payload"] = payload
+			if a.ack != nil {
+				ack["payload"] = a.ack
 			}
 			if err := write(ack); err != nil {
-				return "", fmt.Errorf("ack write: %w", err)
+				failed = fmt.Errorf("ack write: %w", err)
+				break
 			}
-			s.acked(env.Type, time.Since(received))
-			if after != nil {
-				after()
+			s.acked(env.Type, time.Since(batch[i].at))
+			if a.after != nil {
+				a.after()
 			}
 		}
 	}
+	return failed
 }
 
 type backoff struct {
