@@ -16,7 +16,7 @@ VERSION_PKG := github.com/secretbot/secretbot/internal/app
 # Pinned so every machine lints with the same checks.
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: all build test lint run clean image
+.PHONY: all build test lint run clean image bench bench-smoke
 
 all: lint test build
 
@@ -47,6 +47,15 @@ lint:
 
 run:
 	$(GO) run ./bot run --config secretbot.yaml
+
+# The benchmark (BENCHMARKS.md): the binary `make build` makes, against the
+# fakes and an in-process Vault. BENCH_OUT=file also writes the `name value`
+# lines there. bench-smoke is one short round of each part (CI runs it).
+bench: build
+	cd e2e && $(GO) run ./cmd/bench -bin ../$(BIN) $(if $(BENCH_OUT),-out $(abspath $(BENCH_OUT)))
+
+bench-smoke: build
+	cd e2e && $(GO) run ./cmd/bench -smoke -bin ../$(BIN)
 
 # Needs a Docker engine; the image build itself runs `make build`.
 image:
