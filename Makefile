@@ -16,7 +16,7 @@ VERSION_PKG := github.com/secretbot/secretbot/internal/app
 # Pinned so every machine lints with the same checks.
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: all build test lint fuzz run clean image
+.PHONY: all build test lint fuzz run clean image bench bench-smoke
 
 all: lint test build
 
@@ -27,10 +27,19 @@ build:
 
 # Unit tests with the race detector (needs cgo and a C compiler), then the e2e
 # module without -race: with it the in-process Vault would be compiled twice.
+# The e2e run is verbose into bin/e2e-test.log; what is shown is each
+# package's result and the scenarios' figures (C04's crash points, C10's
+# load), or the whole log when something failed.
+E2E_LOG := $(CURDIR)/bin/e2e-test.log
 test:
 	$(GO) vet ./...
 	CGO_ENABLED=1 $(GO) test -race ./...
-	cd e2e && $(GO) vet ./... && $(GO) test -count=1 -timeout 30m ./...
+	cd e2e && $(GO) vet ./...
+	@mkdir -p $(dir $(E2E_LOG))
+	@echo "cd e2e && $(GO) test -count=1 -timeout 30m -v ./...  (log: $(E2E_LOG))"
+	@cd e2e && { $(GO) test -count=1 -timeout 30m -v ./... > $(E2E_LOG) 2>&1; rc=$$?; \
+		grep -E '^(ok|FAIL|--- FAIL|C[0-9]+: )' $(E2E_LOG); \
+		if [ $$rc -ne 0 ]; then echo "e2e failed; the whole log follows"; cat $(E2E_LOG); fi; exit $$rc; }
 
 # gofmt over the whole tree covers both modules (e2e/ is a subdirectory).
 lint:
@@ -65,6 +74,15 @@ fuzz:
 
 run:
 	$(GO) run ./bot run --config secretbot.yaml
+
+# The benchmark (BENCHMARKS.md): the binary `make build` makes, against the
+# fakes and an in-process Vault. BENCH_OUT=file also writes the `name value`
+# lines there. bench-smoke is one short round of each part (CI runs it).
+bench: build
+	cd e2e && $(GO) run ./cmd/bench -bin ../$(BIN) $(if $(BENCH_OUT),-out $(abspath $(BENCH_OUT)))
+
+bench-smoke: build
+	cd e2e && $(GO) run ./cmd/bench -smoke -bin ../$(BIN)
 
 # Needs a Docker engine; the image build itself runs `make build`.
 image:

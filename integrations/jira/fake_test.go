@@ -49,6 +49,8 @@ type fakeJira struct {
 	approvals map[string][]map[string]any // missing key = 404
 	users     []map[string]any
 	pageSize  int // approvals per page; 0 = all
+	// before, when set (before any request), runs first for every request.
+	before func(r *http.Request)
 }
 
 func newFakeJira(t *testing.T) *fakeJira {
@@ -91,6 +93,9 @@ func jiraErr(w http.ResponseWriter, status int, msg string) {
 }
 
 func (f *fakeJira) serve(w http.ResponseWriter, r *http.Request) {
+	if f.before != nil {
+		f.before(r)
+	}
 	body, _ := io.ReadAll(r.Body)
 	f.mu.Lock()
 	f.requests = append(f.requests, recorded{r.Method, r.URL.Path, r.URL.RawQuery, string(body), r.Header.Clone()})

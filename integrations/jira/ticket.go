@@ -101,23 +101,42 @@ func (c *Client) Ticket(ctx context.Context, key string) (Ticket, error) {
 	if !ValidKey(c.project, key) {
 		return Ticket{}, ErrInvalidKey
 	}
+	// The issue and its approvals need only the key: both are asked at once,
+	// so a check costs one Jira round trip, not two. A failed issue read
+	// cancels the approvals read, whose answer would not be used.
+	actx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type approvalsReply struct {
+		list []Approval
+		sd   bool
+		err  error
+	}
+	ach := make(chan approvalsReply, 1)
+	go func() {
+		var r approvalsReply
+		r.list, r.sd, r.err = c.approvals(actx, key)
+		ach <- r
+	}()
 	var is *jira.Issue
 	err := c.do(ctx, "get ticket "+key, func(ctx context.Context) error {
 		var err error
 		is, _, err = c.api.Issue.GetWithContext(ctx, key, &jira.GetQueryOptions{Expand: "changelog", Fields: c.fieldList()})
 		return err
 	})
-	if err != nil {
-		return Ticket{}, err
+	if err == nil && (is == nil || is.Fields == nil) {
+		err = &Error{Op: "get ticket " + key, Status: http.StatusOK, Detail: "unexpected reply: no fields"}
 	}
-	if is == nil || is.Fields == nil {
-		return Ticket{}, &Error{Op: "get ticket " + key, Status: http.StatusOK, Detail: "unexpected reply: no fields"}
+	if err != nil {
+		cancel()
+		<-ach
+		return Ticket{}, err
 	}
 	t := c.ticketFrom(is)
-	t.Approvals, t.ServiceDesk, err = c.approvals(ctx, key)
-	if err != nil {
-		return Ticket{}, err
+	a := <-ach
+	if a.err != nil {
+		return Ticket{}, a.err
 	}
+	t.Approvals, t.ServiceDesk = a.list, a.sd
 	return t, nil
 }
 

@@ -3,8 +3,11 @@ package jira
 import (
 	"context"
 	"errors"
+	"net/http"
 	"reflect"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -208,6 +211,59 @@ func TestTicketRequest(t *testing.T) {
 	ap := f.calls("/rest/servicedeskapi/request/SEC-12/approval")
 	if len(ap) != 1 || ap[0].header.Get("X-ExperimentalApi") != "opt-in" {
 		t.Errorf("approval request %+v", ap)
+	}
+}
+
+// The issue and its approvals are read at once: each request is held until
+// the other has arrived too, so reading them one after the other would
+// wait out the hold and fail.
+func TestTicketReadsIssueAndApprovalsAtOnce(t *testing.T) {
+	f := newFakeJira(t)
+	seedIssue(f)
+	f.approvals["SEC-12"] = []map[string]any{}
+	var (
+		mu       sync.Mutex
+		arrived  = map[string]bool{}
+		both     = make(chan struct{})
+		timedOut atomic.Bool
+	)
+	f.before = func(r *http.Request) {
+		mu.Lock()
+		if !arrived[r.URL.Path] {
+			arrived[r.URL.Path] = true
+			if len(arrived) == 2 {
+				close(both)
+			}
+		}
+		mu.Unlock()
+		select {
+		case <-both:
+		case <-time.After(10 * time.Second):
+			timedOut.Store(true)
+		}
+	}
+	c, _ := testClient(t, f, nil)
+	tk, err := c.Ticket(context.Background(), "SEC-12")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if timedOut.Load() {
+		t.Errorf("the issue and its approvals were read one after the other (requests: %v)", arrived)
+	}
+	if tk.Key != "SEC-12" || !tk.ServiceDesk {
+		t.Errorf("ticket %+v", tk)
+	}
+}
+
+// A failed issue read is the answer, whatever the approvals read gives.
+func TestTicketIssueErrorWins(t *testing.T) {
+	f := newFakeJira(t)
+	seedIssue(f)
+	f.fail("/rest/api/2/issue/SEC-12", reply{status: 404, body: `{"errorMessages":["Issue does not exist"]}`})
+	f.fail("/rest/servicedeskapi/request/SEC-12/approval", reply{status: 403, body: `{"errorMessages":["not an agent"]}`})
+	c, _ := testClient(t, f, nil)
+	if _, err := c.Ticket(context.Background(), "SEC-12"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("err = %v, want not found", err)
 	}
 }
 

@@ -116,12 +116,20 @@ func socketServer(t *testing.T, frames ...string) (url string, acks chan map[str
 	return "ws" + strings.TrimPrefix(srv.URL, "http"), acks
 }
 
+// testSocket serves handle one envelope at a time (the batches are then
+// whatever arrived together).
 func testSocket(url string, handle func(context.Context, envelope) (json.RawMessage, func(), error)) *socket {
 	return &socket{
-		open:      func(context.Context) (string, error) { return url, nil },
-		dialer:    websocket.DefaultDialer,
-		log:       slog.New(slog.NewTextHandler(io.Discard, nil)),
-		handle:    handle,
+		open:   func(context.Context) (string, error) { return url, nil },
+		dialer: websocket.DefaultDialer,
+		log:    slog.New(slog.NewTextHandler(io.Discard, nil)),
+		handle: func(ctx context.Context, envs []envelope) []accepted {
+			out := make([]accepted, len(envs))
+			for i, env := range envs {
+				out[i].ack, out[i].after, out[i].err = handle(ctx, env)
+			}
+			return out
+		},
 		pingEvery: time.Second,
 		acked:     func(string, time.Duration) {},
 	}
@@ -204,7 +212,7 @@ func TestPastedValueHeldInMemoryOnly(t *testing.T) {
 		`{"type":"view_submission","user":{"id":"U1"},"view":{"callback_id":"rotate_value_modal","state":{"values":{"value":{"value":{"type":"plain_text_input","value":"sk_test_pasted"}}}}}}`)}
 	// Validation needs no Slack here: the value is present, the modal valid.
 	in.handlers.Config = &config.Config{}
-	if _, _, err := in.accept(ctx, env); err != nil {
+	if err := in.accept(ctx, []envelope{env})[0].err; err != nil {
 		t.Fatal(err)
 	}
 	ids, _ := db.InboxPending(ctx, time.Now().Add(time.Minute), 10)
@@ -216,7 +224,7 @@ func TestPastedValueHeldInMemoryOnly(t *testing.T) {
 		t.Fatalf("value not held for the worker: %v", v)
 	}
 	// A redelivery while the first is pending keeps the held value.
-	if _, _, err := in.accept(ctx, env); err != nil {
+	if err := in.accept(ctx, []envelope{env})[0].err; err != nil {
 		t.Fatal(err)
 	}
 	if _, ok := in.values.Load("e1"); !ok {
@@ -224,7 +232,7 @@ func TestPastedValueHeldInMemoryOnly(t *testing.T) {
 	}
 	// Once consumed, a late redelivery must not leave the value in memory.
 	in.values.Delete("e1")
-	if _, _, err := in.accept(ctx, env); err != nil {
+	if err := in.accept(ctx, []envelope{env})[0].err; err != nil {
 		t.Fatal(err)
 	}
 	if _, ok := in.values.Load("e1"); ok {

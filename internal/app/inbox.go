@@ -52,67 +52,112 @@ type inbox struct {
 	values sync.Map
 }
 
-// accept stores env. It runs on the socket reader, before the ack; the
-// returned function runs after the ack and hands the entry to a worker.
-func (in *inbox) accept(ctx context.Context, env envelope) (json.RawMessage, func(), error) {
-	in.metrics.received.Inc(env.Type)
-	if ack := in.validate(ctx, env); ack != nil {
-		// The modal stays open showing the field errors: nothing to store.
-		return ack, nil, nil
+// accepted is what storing one envelope gave: the ack's payload (nil for
+// none) and a function to run once the ack is written (nil for none), or
+// the error that kept it from being stored (it must not be acked).
+type accepted struct {
+	ack   json.RawMessage
+	after func()
+	err   error
+}
+
+// accept stores envs, all in one transaction. It runs on the socket's
+// acker, before the acks; each returned after hands its entry to a worker.
+func (in *inbox) accept(ctx context.Context, envs []envelope) []accepted {
+	out := make([]accepted, len(envs))
+	type pending struct {
+		i          int
+		key, value string
+		held       bool // the value was already held for an earlier delivery
 	}
-	key := env.EnvelopeID
-	if env.Type == "events_api" {
-		// Events have their own id, stable across redeliveries.
-		var p struct {
-			EventID string `json:"event_id"`
+	// A modal's validation may ask Slack (up to validationBudget): a batch's
+	// run at once, so one slow lookup does not add up with the others.
+	invalid := make([]json.RawMessage, len(envs))
+	var validating sync.WaitGroup
+	for i, env := range envs {
+		if env.Type == "interactive" {
+			validating.Go(func() { invalid[i] = in.validate(ctx, env) })
 		}
-		if json.Unmarshal(env.Payload, &p) == nil && p.EventID != "" {
-			key = "event:" + p.EventID
+	}
+	validating.Wait()
+	var todo []pending
+	var entries []store.InboxEntry
+	for i, env := range envs {
+		in.metrics.received.Inc(env.Type)
+		if ack := invalid[i]; ack != nil {
+			// The modal stays open showing the field errors: nothing to store.
+			out[i].ack = ack
+			continue
 		}
+		key := env.EnvelopeID
+		if env.Type == "events_api" {
+			// Events have their own id, stable across redeliveries.
+			var p struct {
+				EventID string `json:"event_id"`
+			}
+			if json.Unmarshal(env.Payload, &p) == nil && p.EventID != "" {
+				key = "event:" + p.EventID
+			}
+		}
+		payload, value := sanitize(env.Payload)
+		held := false
+		if value != "" {
+			// Held before the entry is stored, so no worker can see the entry
+			// without its value.
+			_, held = in.values.LoadOrStore(key, value)
+		}
+		todo = append(todo, pending{i: i, key: key, value: value, held: held})
+		entries = append(entries, store.InboxEntry{
+			DedupKey:   key,
+			EnvelopeID: env.EnvelopeID,
+			Type:       env.Type,
+			Payload:    payload,
+			ReceivedAt: in.now(),
+			State:      "pending",
+		})
 	}
-	payload, value := sanitize(env.Payload)
-	held := false // the value was already held for an earlier delivery
-	if value != "" {
-		// Held before the entry is stored, so no worker can see the entry
-		// without its value.
-		_, held = in.values.LoadOrStore(key, value)
+	if len(entries) == 0 {
+		return out
 	}
-	id, inserted, err := in.db.InboxPut(ctx, store.InboxEntry{
-		DedupKey:   key,
-		EnvelopeID: env.EnvelopeID,
-		Type:       env.Type,
-		Payload:    payload,
-		ReceivedAt: in.now(),
-		State:      "pending",
-	})
-	if value != "" && !held && (err != nil || !inserted) {
-		in.values.Delete(key) // nothing will consume it: do not keep a secret in memory
+	res, err := in.db.InboxPutBatch(ctx, entries)
+	for j, p := range todo {
+		inserted := err == nil && res[j].Inserted
+		if p.value != "" && !p.held && !inserted {
+			in.values.Delete(p.key) // nothing will consume it: do not keep a secret in memory
+		}
 	}
 	if err != nil {
-		return nil, nil, err
-	}
-	if !inserted {
-		in.metrics.duplicates.Inc()
-		in.log.Info("duplicate envelope acked, not processed again", "envelope_id", env.EnvelopeID, "retry_attempt", env.RetryAttempt)
-		return nil, nil, nil
+		for _, p := range todo {
+			out[p.i].err = err
+		}
+		return out
 	}
 	crash.Point("inbox.stored")
-	var ack json.RawMessage
-	if env.Type == "slash_commands" {
-		var sc struct {
-			Text string `json:"text"`
+	for j, p := range todo {
+		env := envs[p.i]
+		if !res[j].Inserted {
+			in.metrics.duplicates.Inc()
+			in.log.Info("duplicate envelope acked, not processed again", "envelope_id", env.EnvelopeID, "retry_attempt", env.RetryAttempt)
+			continue
 		}
-		if json.Unmarshal(env.Payload, &sc) == nil {
-			ack = handlers.AckSummary(sc.Text)
+		if env.Type == "slash_commands" {
+			var sc struct {
+				Text string `json:"text"`
+			}
+			if json.Unmarshal(env.Payload, &sc) == nil {
+				out[p.i].ack = handlers.AckSummary(sc.Text)
+			}
+		}
+		id := res[j].ID
+		out[p.i].after = func() {
+			crash.Point("inbox.acked")
+			select {
+			case in.queue <- id:
+			default: // workers busy: the poller finds it in storage
+			}
 		}
 	}
-	return ack, func() {
-		crash.Point("inbox.acked")
-		select {
-		case in.queue <- id:
-		default: // workers busy: the poller finds it in storage
-		}
-	}, nil
+	return out
 }
 
 // sanitize drops from a payload, before it is stored, what the bot must not

@@ -61,12 +61,12 @@ type socket struct {
 	open   func(ctx context.Context) (string, error) // apps.connections.open
 	dialer *websocket.Dialer
 	log    *slog.Logger
-	// handle stores the envelope and returns the ack payload (nil for none)
-	// and a function to run once the ack is written (nil for none). An error
-	// means it could not be stored: the envelope is not acked, so Slack shows
-	// the user an error (or redelivers an event) instead of the bot silently
-	// dropping it.
-	handle func(ctx context.Context, env envelope) (json.RawMessage, func(), error)
+	// handle stores a batch of envelopes (in one transaction) and returns,
+	// for each, the ack payload (nil for none), a function to run once the
+	// ack is written (nil for none), or an error: an envelope that could not
+	// be stored is not acked, so Slack shows the user an error (or
+	// redelivers an event) instead of the bot silently dropping it.
+	handle func(ctx context.Context, envs []envelope) []accepted
 	// pingEvery is how often the client pings; a connection silent for
 	// two intervals is considered dead (a socket dropped without a close).
 	pingEvery time.Duration
@@ -135,13 +135,6 @@ func (s *socket) session(ctx context.Context) (string, error) {
 		_ = conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
 		return conn.WriteJSON(v)
 	}
-	// Envelopes are stored and acked concurrently, so one slow store (or a
-	// modal's validation, up to validationBudget) does not hold back the
-	// acks of those behind it. On leaving, the acks in flight are written
-	// first: after a disconnect message the connection still works.
-	var serving sync.WaitGroup
-	defer serving.Wait()
-	slots := make(chan struct{}, maxEnvelopesInFlight)
 	// The client pings every pingEvery and a healthy peer answers before
 	// the next ping; any frame counts. A connection silent for two intervals
 	// is half-open (dropped without a close): the read fails, we reconnect.
@@ -172,15 +165,41 @@ func (s *socket) session(ctx context.Context) (string, error) {
 		}
 	}()
 
+	// Interactive envelopes in flight; on leaving, their acks are written
+	// first (after a disconnect message the connection still works).
+	var serving sync.WaitGroup
+	defer serving.Wait()
+	slots := make(chan struct{}, maxInteractiveInFlight)
+
+	// The reader hands envelopes to the acker and reads on while they are
+	// stored: whatever arrives during one commit is stored by the next, in
+	// one transaction (group commit), and acked in arrival order.
+	queue := make(chan received, maxBatch)
+	ackerDone := make(chan error, 1)
+	go func() {
+		err := s.ackLoop(ctx, queue, write)
+		if err != nil {
+			cancel() // closes the connection, which ends the reader
+		}
+		ackerDone <- err
+	}()
+	finish := func() error { // acks what was read, then reports the acker's error
+		close(queue)
+		return <-ackerDone
+	}
 	for {
 		// Set before each read: time spent storing envelopes is not
 		// silence from Slack.
 		_ = conn.SetReadDeadline(time.Now().Add(deadline))
 		_, data, err := conn.ReadMessage()
-		received := time.Now()
+		readAt := time.Now()
 		if err != nil {
+			ackErr := finish()
 			if ctx.Err() != nil {
 				return "", nil
+			}
+			if ackErr != nil {
+				return "", ackErr
 			}
 			return "", fmt.Errorf("websocket read: %w", err)
 		}
@@ -196,6 +215,9 @@ func (s *socket) session(ctx context.Context) (string, error) {
 			s.log.Info("socket mode connected")
 		case "disconnect":
 			s.log.Info("slack asked to disconnect", "reason", env.Reason)
+			if err := finish(); err != nil {
+				return "", err
+			}
 			return env.Reason, nil
 		default:
 			if env.EnvelopeID == "" {
@@ -204,48 +226,97 @@ func (s *socket) session(ctx context.Context) (string, error) {
 			if s.stopping.Load() {
 				continue // shutting down: leave it unacked so Slack can retry elsewhere
 			}
-			slots <- struct{}{} // at most maxEnvelopesInFlight; then the reader waits
-			serving.Go(func() {
-				defer func() { <-slots }()
-				if err := s.serve(ctx, env, received, write); err != nil {
-					// The connection is broken: closing it ends the reader,
-					// which reconnects; the envelope, stored but unacked,
-					// comes again and is acked as a duplicate.
-					s.log.Warn("ack not written; reconnecting", "envelope_id", env.EnvelopeID, "err", err)
-					_ = conn.Close()
-				}
-			})
+			if env.Type == "interactive" {
+				// A submitted modal is validated before its ack (up to
+				// validationBudget): stored and acked on its own, so it
+				// never holds back the commands batched behind it.
+				slots <- struct{}{}
+				serving.Go(func() {
+					defer func() { <-slots }()
+					if err := s.ackBatch(ctx, []received{{env: env, at: readAt}}, write); err != nil {
+						// The connection is broken: closing it ends the
+						// reader, which reconnects; the envelope, stored but
+						// unacked, comes again and is acked as a duplicate.
+						s.log.Warn("ack not written; reconnecting", "envelope_id", env.EnvelopeID, "err", err)
+						cancel()
+					}
+				})
+				continue
+			}
+			queue <- received{env: env, at: readAt}
 		}
 	}
 }
 
-// maxEnvelopesInFlight bounds the envelopes being stored at once on one
-// connection.
-const maxEnvelopesInFlight = 16
+// maxBatch bounds how many envelopes one inbox transaction stores.
+const maxBatch = 128
 
-// serve stores one envelope and acks it. Only a failed ack write is
-// returned: an envelope that could not be stored is logged and left
-// unacked, so Slack shows the user an error (or redelivers an event)
-// instead of the bot silently dropping it.
-func (s *socket) serve(ctx context.Context, env envelope, received time.Time, write func(any) error) error {
-	payload, after, err := s.handle(ctx, env)
-	if err != nil {
-		s.log.Error("envelope not stored; leaving it unacked", "envelope_id", env.EnvelopeID, "type", env.Type, "err", err)
-		return nil
+// received is an envelope and when it was read.
+type received struct {
+	env envelope
+	at  time.Time
+}
+
+// ackLoop stores what the reader queued, a batch at a time (everything
+// waiting, up to maxBatch), and acks each stored envelope in order. After
+// an ack cannot be written it only drains the queue: the connection is gone
+// and Slack redelivers what was not acked.
+func (s *socket) ackLoop(ctx context.Context, queue <-chan received, write func(any) error) error {
+	var failed error
+	batch := make([]received, 0, maxBatch)
+	for r := range queue {
+		if failed != nil {
+			continue
+		}
+		batch = append(batch[:0], r)
+	more:
+		for len(batch) < maxBatch {
+			select {
+			case r, ok := <-queue:
+				if !ok {
+					break more
+				}
+				batch = append(batch, r)
+			default:
+				break more
+			}
+		}
+		failed = s.ackBatch(ctx, batch, write)
 	}
-	ack := map[string]any{"envelope_id": env.EnvelopeID}
-	if payload != nil {
-		ack["payload"] = payload
+	return failed
+}
+
+// ackBatch stores batch in one transaction and acks each stored envelope,
+// in order; it returns the error of an ack that could not be written.
+func (s *socket) ackBatch(ctx context.Context, batch []received, write func(any) error) error {
+	envs := make([]envelope, len(batch))
+	for i, r := range batch {
+		envs[i] = r.env
 	}
-	if err := write(ack); err != nil {
-		return fmt.Errorf("ack write: %w", err)
-	}
-	s.acked(env.Type, time.Since(received))
-	if after != nil {
-		after()
+	for i, a := range s.handle(ctx, envs) {
+		env := envs[i]
+		if a.err != nil {
+			s.log.Error("envelope not stored; leaving it unacked", "envelope_id", env.EnvelopeID, "type", env.Type, "err", a.err)
+			continue
+		}
+		ack := map[string]any{"envelope_id": env.EnvelopeID}
+		if a.ack != nil {
+			ack["payload"] = a.ack
+		}
+		if err := write(ack); err != nil {
+			return fmt.Errorf("ack write: %w", err)
+		}
+		s.acked(env.Type, time.Since(batch[i].at))
+		if a.after != nil {
+			a.after()
+		}
 	}
 	return nil
 }
+
+// maxInteractiveInFlight bounds the interactive envelopes being stored (and
+// validated) at once on one connection; then the reader waits.
+const maxInteractiveInFlight = 16
 
 type backoff struct {
 	min, max, cur time.Duration

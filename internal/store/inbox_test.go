@@ -188,3 +188,29 @@ func TestInboxPendingAndFinish(t *testing.T) {
 		t.Errorf("after purge pending = %v", got)
 	}
 }
+
+func TestInboxPutBatch(t *testing.T) {
+	db, _ := openTest(t)
+	ctx := context.Background()
+	old := putTest(t, db, "env-old")
+	entry := func(key string) InboxEntry {
+		return InboxEntry{DedupKey: key, EnvelopeID: key, Type: "slash_commands", Payload: []byte(`{}`), ReceivedAt: t0}
+	}
+	// A new entry, a redelivery of a stored one, and one redelivered within the batch.
+	res, err := db.InboxPutBatch(ctx, []InboxEntry{entry("env-a"), entry("env-old"), entry("env-b"), entry("env-a")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res) != 4 || !res[0].Inserted || res[1].Inserted || res[1].ID != old || !res[2].Inserted ||
+		res[3].Inserted || res[3].ID != res[0].ID || res[0].ID == res[2].ID {
+		t.Fatalf("results %+v (old id %d)", res, old)
+	}
+	// All or nothing: a bad entry stores none of the batch.
+	if _, err := db.InboxPutBatch(ctx, []InboxEntry{entry("env-c"), {}}); err == nil {
+		t.Fatal("a batch with an entry without dedup key was accepted")
+	}
+	ids, err := db.InboxPending(ctx, time.Now(), 100)
+	if err != nil || len(ids) != 3 {
+		t.Fatalf("pending %v (%v), want env-old, env-a and env-b", ids, err)
+	}
+}

@@ -50,8 +50,9 @@ var (
 // takes the write lock up front, so two transactions that read then write
 // cannot deadlock on the lock upgrade (which busy_timeout cannot resolve).
 // synchronous FULL because an envelope is acked once its insert commits.
+// wal_autocheckpoint(0): checkpoints run in the background (walcheckpoint.go).
 const dsnParams = "_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)" +
-	"&_pragma=synchronous(FULL)&_txlock=immediate"
+	"&_pragma=synchronous(FULL)&_pragma=wal_autocheckpoint(0)&_txlock=immediate"
 
 const (
 	maxOpenConns  = 8
@@ -63,7 +64,8 @@ const (
 type DB struct {
 	sql  *sql.DB
 	path string
-	gate writeGate
+	gate writeGate // one write transaction at a time, from this process
+	ckpt *checkpointer
 }
 
 // Tx is a write transaction (see DB.InTx).
@@ -102,6 +104,7 @@ func Open(ctx context.Context, path string) (*DB, error) {
 		sqldb.Close()
 		return nil, err
 	}
+	db.ckpt = startCheckpointer(sqldb, checkpointEvery)
 	return db, nil
 }
 
@@ -146,7 +149,10 @@ func (db *DB) checkPragmas(ctx context.Context) error {
 }
 
 // Close closes the database.
-func (db *DB) Close() error { return db.sql.Close() }
+func (db *DB) Close() error {
+	db.ckpt.stop()
+	return db.sql.Close() // the last connection to close checkpoints what is left
+}
 
 // Ping checks the database answers a query.
 func (db *DB) Ping(ctx context.Context) error {
