@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"strings"
 	"time"
 
@@ -265,6 +266,14 @@ func (d *deliverer) send(ctx context.Context, m outbox.Message) error {
 		err := d.jira.AddComment(ctx, m.Target, m.Text)
 		if errors.Is(err, jira.ErrNotFound) || errors.Is(err, jira.ErrInvalidKey) {
 			return &slackint.DeliveryError{Op: "jira comment", Code: "not_found", Err: err}
+		}
+		// A refusal about this ticket (400, 403, 413, ...) will not change
+		// with retrying, and would hold back every later comment on the
+		// ticket (one lane). 401 is the bot's credentials: fixed by the
+		// operator, so the comments wait for it, as they do for 429 and 5xx.
+		var je *jira.Error
+		if errors.As(err, &je) && !je.Retryable && je.Status >= 400 && je.Status < 500 && je.Status != http.StatusUnauthorized {
+			return &slackint.DeliveryError{Op: "jira comment", Code: fmt.Sprintf("http_%d", je.Status), Err: err}
 		}
 		return err
 	}

@@ -4,11 +4,13 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"net/http"
 	"slices"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/secretbot/secretbot/integrations/jira"
 	slackint "github.com/secretbot/secretbot/integrations/slack"
 	"github.com/secretbot/secretbot/internal/outbox"
 	"github.com/secretbot/secretbot/internal/store"
@@ -275,5 +277,48 @@ func TestDeliveryStopFinishesInFlightOnce(t *testing.T) {
 	d.flush(context.Background())
 	if f.calls["in flight"] != 1 || f.count() != 1 {
 		t.Errorf("sent %d times (%d delivered), want once", f.calls["in flight"], f.count())
+	}
+}
+
+// fakeJira answers comments by their text: an error, or nil (recorded).
+type fakeJira struct {
+	mu   sync.Mutex
+	fail map[string]error
+	sent []string
+}
+
+func (j *fakeJira) AddComment(_ context.Context, key, body string) error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if err := j.fail[body]; err != nil {
+		return err
+	}
+	j.sent = append(j.sent, key+":"+body)
+	return nil
+}
+
+// A comment Jira refuses for good (403 on that ticket) is given up, so the
+// ticket's later comments go out; one Jira cannot take now (503) or the
+// bot's credentials rejected (401) waits, holding its ticket's order.
+func TestJiraCommentRefusedForGoodDoesNotBlockItsTicket(t *testing.T) {
+	d, _, _ := testDeliverer(t)
+	j := &fakeJira{fail: map[string]error{
+		"a1": &jira.Error{Op: "comment", Status: http.StatusForbidden},
+		"b1": &jira.Error{Op: "comment", Status: http.StatusServiceUnavailable, Retryable: true},
+		"c1": &jira.Error{Op: "comment", Status: http.StatusUnauthorized},
+	}}
+	d.jira = j
+	owe(t, d,
+		outbox.Message{Kind: outbox.JiraComment, Target: "SEC-1", Text: "a1"},
+		outbox.Message{Kind: outbox.JiraComment, Target: "SEC-1", Text: "a2"},
+		outbox.Message{Kind: outbox.JiraComment, Target: "SEC-2", Text: "b1"},
+		outbox.Message{Kind: outbox.JiraComment, Target: "SEC-2", Text: "b2"},
+		outbox.Message{Kind: outbox.JiraComment, Target: "SEC-3", Text: "c1"},
+		outbox.Message{Kind: outbox.JiraComment, Target: "SEC-3", Text: "c2"})
+	d.flush(context.Background())
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if !slices.Equal(j.sent, []string{"SEC-1:a2"}) {
+		t.Fatalf("sent %v, want only SEC-1's second comment (the first refused for good, the others waiting)", j.sent)
 	}
 }

@@ -129,11 +129,18 @@ func (s *socket) session(ctx context.Context) (string, error) {
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wmu sync.Mutex // gorilla allows one writer at a time
+	// A connection that cannot be written is done: closing it at once ends
+	// the reader, which reconnects, instead of reading envelopes on a
+	// connection that can no longer ack them.
 	write := func(v any) error {
 		wmu.Lock()
 		defer wmu.Unlock()
 		_ = conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
-		return conn.WriteJSON(v)
+		err := conn.WriteJSON(v)
+		if err != nil {
+			_ = conn.Close()
+		}
+		return err
 	}
 	// The client pings every pingEvery and a healthy peer answers before
 	// the next ping; any frame counts. A connection silent for two intervals
@@ -159,6 +166,7 @@ func (s *socket) session(ctx context.Context) (string, error) {
 				err := conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(5*time.Second))
 				wmu.Unlock()
 				if err != nil {
+					_ = conn.Close() // as for a failed ack: end the session
 					return
 				}
 			}
@@ -234,11 +242,11 @@ func (s *socket) session(ctx context.Context) (string, error) {
 				serving.Go(func() {
 					defer func() { <-slots }()
 					if err := s.ackBatch(ctx, []received{{env: env, at: readAt}}, write); err != nil {
-						// The connection is broken: closing it ends the
-						// reader, which reconnects; the envelope, stored but
-						// unacked, comes again and is acked as a duplicate.
+						// write closed the connection: the reader ends and
+						// reconnects. The envelope is stored, so it is
+						// processed; if Slack sends it again it is acked
+						// as a duplicate.
 						s.log.Warn("ack not written; reconnecting", "envelope_id", env.EnvelopeID, "err", err)
-						cancel()
 					}
 				})
 				continue
@@ -259,8 +267,10 @@ type received struct {
 
 // ackLoop stores what the reader queued, a batch at a time (everything
 // waiting, up to maxBatch), and acks each stored envelope in order. After
-// an ack cannot be written it only drains the queue: the connection is gone
-// and Slack redelivers what was not acked.
+// an ack cannot be written (write closed the connection) it only drains the
+// queue: what was stored is processed even though its ack was lost, and what
+// was not stored is left to Slack (events come again; a command or click
+// shows the person an error).
 func (s *socket) ackLoop(ctx context.Context, queue <-chan received, write func(any) error) error {
 	var failed error
 	batch := make([]received, 0, maxBatch)
