@@ -18,6 +18,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -32,6 +33,8 @@ type options struct {
 	out     string
 	verbose bool
 	parts   map[string]bool
+	rates   []int // ack rates to run (default 50, 200, 1000)
+	reps    int   // ack repeats per rate (0: the default)
 }
 
 func main() {
@@ -41,7 +44,24 @@ func main() {
 	flag.StringVar(&o.out, "out", "", "also write the `name value` lines to this file")
 	flag.BoolVar(&o.verbose, "v", false, "log the harness's messages")
 	parts := flag.String("parts", "ack,grant,scale", "which parts to run besides the footprint (comma-separated: ack, grant, scale)")
+	rates := flag.String("rates", "50,200,1000", "the ack part's rates, envelopes a second (comma-separated; a subset of 50, 200, 1000)")
+	flag.IntVar(&o.reps, "reps", 0, "the ack part's rounds per rate (default 3; smoke 1)")
 	flag.Parse()
+	for _, r := range strings.Split(*rates, ",") {
+		switch r = strings.TrimSpace(r); r {
+		case "50", "200", "1000":
+			n, _ := strconv.Atoi(r)
+			o.rates = append(o.rates, n)
+		case "":
+		default:
+			fmt.Fprintf(os.Stderr, "bench: -rates: unknown rate %q (known: 50, 200, 1000)\n", r)
+			os.Exit(2)
+		}
+	}
+	if len(o.rates) == 0 || o.reps < 0 {
+		fmt.Fprintln(os.Stderr, "bench: -rates needs at least one rate, -reps a count >= 0")
+		os.Exit(2)
+	}
 	o.parts = map[string]bool{}
 	for _, p := range strings.Split(*parts, ",") {
 		switch p = strings.TrimSpace(p); p {
@@ -90,7 +110,7 @@ func run(ctx context.Context, o options, stdout io.Writer) (err error) {
 	}
 
 	plan := ackPlan{
-		rates: []int{50, 200, 1000},
+		rates: o.rates,
 		dur:   map[int]time.Duration{50: 10 * time.Second, 200: 5 * time.Second, 1000: 3 * time.Second},
 		reps:  3,
 		warm:  time.Second,
@@ -100,6 +120,9 @@ func run(ctx context.Context, o options, stdout io.Writer) (err error) {
 		plan.dur = map[int]time.Duration{50: time.Second, 200: time.Second, 1000: time.Second}
 		plan.reps, plan.warm = 1, 300*time.Millisecond
 		grantRounds, starts = 1, 1
+	}
+	if o.reps > 0 {
+		plan.reps = o.reps
 	}
 
 	logf("%s run on %d CPUs, %s/%s, %s", map[bool]string{true: "smoke", false: "full"}[o.smoke],
