@@ -702,12 +702,12 @@ func (c *c04) home() error {
 	return c.until("Alice's App Home published", wait, func() bool { _, ok := c.h.Slack.HomeView(harness.Alice.Slack); return ok })
 }
 
-// settle waits until the bot owes nothing: no inbox entry pending, no
-// outbox message due.
+// settle waits until the bot owes nothing: no inbox entry pending or being
+// worked, no outbox message due.
 func (c *c04) settle() error {
 	return c.until("the bot settled", wait, func() bool {
 		var inbox, outbox int
-		if c.db.QueryRow(`SELECT COUNT(*) FROM inbox WHERE state = 'pending'`).Scan(&inbox) != nil ||
+		if c.db.QueryRow(`SELECT COUNT(*) FROM inbox WHERE state IN ('pending', 'working')`).Scan(&inbox) != nil ||
 			c.db.QueryRow(`SELECT COUNT(*) FROM outbox WHERE state = 'pending'`).Scan(&outbox) != nil {
 			return false
 		}

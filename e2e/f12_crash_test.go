@@ -67,8 +67,9 @@ func TestF12_InboxSurvivesCrash(t *testing.T) {
 	if rs := h.Slack.Responses(responseURL); len(rs) != 0 {
 		t.Fatalf("answered before the crash: %+v", rs)
 	}
-	if rows := inboxRows(t, h, envID); len(rows) != 1 || rows[0].state != "pending" {
-		t.Fatalf("inbox rows for the envelope after the crash = %+v, want one pending", rows)
+	// Stored claimed on arrival (one attempt) by the run that died.
+	if rows := inboxRows(t, h, envID); len(rows) != 1 || rows[0].state != "working" || rows[0].attempts != 1 {
+		t.Fatalf("inbox rows for the envelope after the crash = %+v, want one working, claimed on arrival", rows)
 	}
 	if n := whoamiEvents(t, h, harness.Alice.Slack); n != 0 {
 		t.Fatalf("%d whoami audit events before any work was done", n)
@@ -91,8 +92,9 @@ func TestF12_InboxSurvivesCrash(t *testing.T) {
 		t.Errorf("after SIGTERM the bot exited with status %d (signal %v), want 0\n%s", code, sig, second.out.String())
 	}
 
-	// Exactly once: one answer, one audit event, the envelope done, and no
-	// redelivery was needed.
+	// Exactly once: one answer, one audit event, the envelope done (on the
+	// second attempt: the first died with the bot), and no redelivery was
+	// needed.
 	if rs := h.Slack.Responses(responseURL); len(rs) != 1 {
 		t.Errorf("%d answers on the response_url, want 1", len(rs))
 	}
@@ -102,8 +104,8 @@ func TestF12_InboxSurvivesCrash(t *testing.T) {
 	if n := whoamiEvents(t, h, harness.Alice.Slack); n != 1 {
 		t.Errorf("%d whoami audit events, want 1", n)
 	}
-	if rows := inboxRows(t, h, envID); len(rows) != 1 || rows[0].state != "done" || rows[0].attempts != 1 {
-		t.Errorf("inbox rows for the envelope = %+v, want one done after 1 attempt", rows)
+	if rows := inboxRows(t, h, envID); len(rows) != 1 || rows[0].state != "done" || rows[0].attempts != 2 {
+		t.Errorf("inbox rows for the envelope = %+v, want one done after 2 attempts", rows)
 	}
 	if acks := h.Slack.Acks(envID); len(acks) != 1 {
 		t.Errorf("%d acks, want 1 (the envelope was delivered once)", len(acks))

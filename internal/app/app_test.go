@@ -206,8 +206,9 @@ func TestPastedValueHeldInMemoryOnly(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	in := &inbox{db: db, log: slog.New(slog.NewTextHandler(io.Discard, nil)), metrics: newAppMetrics(), now: time.Now,
-		handlers: &handlers.Handlers{}, queue: make(chan int64, 4)}
+	in := newInbox(4)
+	in.db, in.log, in.metrics, in.now = db, slog.New(slog.NewTextHandler(io.Discard, nil)), newAppMetrics(), time.Now
+	in.handlers = &handlers.Handlers{}
 	env := envelope{Type: "interactive", EnvelopeID: "e1", Payload: json.RawMessage(
 		`{"type":"view_submission","user":{"id":"U1"},"view":{"callback_id":"rotate_value_modal","state":{"values":{"value":{"value":{"type":"plain_text_input","value":"sk_test_pasted"}}}}}}`)}
 	// Validation needs no Slack here: the value is present, the modal valid.

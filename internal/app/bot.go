@@ -151,11 +151,10 @@ func runBot(ctx context.Context, path string, dryRun bool, getenv func(string) s
 		}
 		svc.Tickets, rot.Tickets, dl.jira = tickets{jc}, tickets{jc}, jc // dl.jira stays a nil interface without Jira
 	}
-	in := &inbox{
-		db: db, audit: auditLog, handlers: h, log: log, metrics: e.metrics, now: now,
-		command: cfg.Slack.Command, handlerTimeout: cfg.Runner.HandlerTimeout.D(),
-		workers: cfg.Runner.Workers, kickOutbox: dl.wake, queue: make(chan int64, 256),
-	}
+	in := newInbox(256)
+	in.db, in.audit, in.handlers, in.log, in.metrics, in.now = db, auditLog, h, log, e.metrics, now
+	in.command, in.handlerTimeout = cfg.Slack.Command, cfg.Runner.HandlerTimeout.D()
+	in.workers, in.kickOutbox = cfg.Runner.Workers, dl.wake
 	sock := &socket{
 		open: func(ctx context.Context) (string, error) {
 			_, url, err := sl.API().StartSocketModeContext(ctx)
@@ -205,7 +204,10 @@ func runBot(ctx context.Context, path string, dryRun bool, getenv func(string) s
 	cancelStartSweep()
 	workCtx, stopWork := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopWork()
-	in.start(workCtx)
+	// Before the socket connects: no envelope is claimed by this run yet.
+	if err := in.start(workCtx); err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
 	// Delivery outlives the signal: told to stop, it finishes the sends in
 	// flight, cut off only at the shutdown deadline (a hanging Slack must
 	// not hold the exit; a send cut off stays owed).

@@ -43,14 +43,37 @@ type inbox struct {
 	workers        int
 	kickOutbox     func()
 
-	queue chan int64
-	wg    sync.WaitGroup
+	// queue hands entries to the workers. Whoever sends on it first takes
+	// a place in places (the same capacity), and a worker gives the place
+	// back as it receives: a send never blocks. accept takes places for the
+	// entries it stores claimed, before storing them, so that each is
+	// certain to reach a worker once acked.
+	queue  chan work
+	places chan struct{}
+	wg     sync.WaitGroup
 
 	// values holds secret values typed into modals, by inbox dedup key,
 	// between the ack and the KV write: in memory only, never stored. A
 	// restart in between loses them, and the person is asked again.
 	values sync.Map
 }
+
+// newInbox makes an inbox whose workers take at most depth entries ahead.
+func newInbox(depth int) *inbox {
+	return &inbox{queue: make(chan work, depth), places: make(chan struct{}, depth)}
+}
+
+// work is one entry for a worker: claimed on arrival (entry set: stored
+// working, leased to this process), or found in storage (only id: the
+// worker claims it).
+type work struct {
+	id    int64
+	entry *store.InboxEntry
+}
+
+// lease is how long a worker holds an entry: the handler's time, and a
+// margin for storing its outcome.
+func (in *inbox) lease() time.Duration { return in.handlerTimeout + 30*time.Second }
 
 // accepted is what storing one envelope gave: the ack's payload (nil for
 // none) and a function to run once the ack is written (nil for none), or
@@ -62,13 +85,19 @@ type accepted struct {
 }
 
 // accept stores envs, all in one transaction. It runs on the socket's
-// acker, before the acks; each returned after hands its entry to a worker.
+// acker, before the acks; each returned after hands its entry to a worker,
+// and must be run whether or not the ack could be written.
+//
+// An entry a worker has room for is stored already claimed (InboxPutBatch),
+// so the worker starts on it without a commit of its own; the others are
+// stored pending and found by the poller.
 func (in *inbox) accept(ctx context.Context, envs []envelope) []accepted {
 	out := make([]accepted, len(envs))
 	type pending struct {
 		i          int
 		key, value string
 		held       bool // the value was already held for an earlier delivery
+		placed     bool // holds a place in the workers' queue
 	}
 	// A modal's validation may ask Slack (up to validationBudget): a batch's
 	// run at once, so one slow lookup does not add up with the others.
@@ -106,15 +135,16 @@ func (in *inbox) accept(ctx context.Context, envs []envelope) []accepted {
 			// without its value.
 			_, held = in.values.LoadOrStore(key, value)
 		}
-		todo = append(todo, pending{i: i, key: key, value: value, held: held})
-		entries = append(entries, store.InboxEntry{
-			DedupKey:   key,
-			EnvelopeID: env.EnvelopeID,
-			Type:       env.Type,
-			Payload:    payload,
-			ReceivedAt: in.now(),
-			State:      "pending",
-		})
+		now := in.now()
+		e := store.InboxEntry{DedupKey: key, EnvelopeID: env.EnvelopeID, Type: env.Type, Payload: payload, ReceivedAt: now}
+		placed := false
+		select {
+		case in.places <- struct{}{}:
+			placed, e.LeaseUntil = true, now.Add(in.lease())
+		default: // workers far behind: stored pending, for the poller
+		}
+		todo = append(todo, pending{i: i, key: key, value: value, held: held, placed: placed})
+		entries = append(entries, e)
 	}
 	if len(entries) == 0 {
 		return out
@@ -124,6 +154,9 @@ func (in *inbox) accept(ctx context.Context, envs []envelope) []accepted {
 		inserted := err == nil && res[j].Inserted
 		if p.value != "" && !p.held && !inserted {
 			in.values.Delete(p.key) // nothing will consume it: do not keep a secret in memory
+		}
+		if p.placed && !inserted {
+			<-in.places // nothing to hand over
 		}
 	}
 	if err != nil {
@@ -148,11 +181,20 @@ func (in *inbox) accept(ctx context.Context, envs []envelope) []accepted {
 				out[p.i].ack = handlers.AckSummary(sc.Text)
 			}
 		}
-		id := res[j].ID
+		w := work{id: res[j].ID}
+		if p.placed {
+			e := entries[j]
+			e.ID, e.State, e.Attempts = w.id, store.InboxStateWorking, 1
+			w.entry = &e
+		}
 		out[p.i].after = func() {
-			crash.Point("inbox.acked")
+			if p.placed {
+				in.queue <- w // never blocks: the place is taken
+				return
+			}
 			select {
-			case in.queue <- id:
+			case in.places <- struct{}{}:
+				in.queue <- w
 			default: // workers busy: the poller finds it in storage
 			}
 		}
@@ -260,20 +302,34 @@ func dropValueField(view json.RawMessage) (json.RawMessage, string, bool) {
 }
 
 // start launches the workers and the poller that resumes stored work.
-func (in *inbox) start(ctx context.Context) {
+//
+// Every lease still held in storage is a dead process's (the caller holds
+// the database lock and no worker has started), so it is released first:
+// what a crash or a stop left claimed is resumed at once, not when its
+// lease would have run out.
+func (in *inbox) start(ctx context.Context) error {
+	n, err := in.db.InboxReleaseLeases(ctx)
+	if err != nil {
+		return err
+	}
+	if n > 0 {
+		in.log.Info("resuming envelopes claimed by the previous run", "count", n)
+	}
 	for range in.workers {
 		in.wg.Go(func() {
 			for {
 				select {
 				case <-ctx.Done():
 					return
-				case id := <-in.queue:
-					in.process(ctx, id)
+				case w := <-in.queue:
+					<-in.places
+					in.process(ctx, w)
 				}
 			}
 		})
 	}
 	in.wg.Go(func() { in.poll(ctx) })
+	return nil
 }
 
 // poll feeds workers with stored entries that are pending, or whose worker
@@ -288,7 +344,8 @@ func (in *inbox) poll(ctx context.Context) {
 		}
 		for _, id := range ids {
 			select {
-			case in.queue <- id:
+			case in.places <- struct{}{}:
+				in.queue <- work{id: id}
 			case <-ctx.Done():
 				return
 			}
@@ -313,15 +370,15 @@ func (in *inbox) wait(d time.Duration) bool {
 	}
 }
 
-func (in *inbox) process(ctx context.Context, id int64) {
+func (in *inbox) process(ctx context.Context, w work) {
 	now := in.now()
-	e, err := in.db.InboxClaim(ctx, id, now, now.Add(in.handlerTimeout+30*time.Second))
+	e, err := in.claim(ctx, w, now)
 	if errors.Is(err, store.ErrNotClaimed) {
 		return
 	}
 	if err != nil {
 		if ctx.Err() == nil {
-			in.log.Error("inbox claim failed", "inbox_id", id, "err", err)
+			in.log.Error("inbox claim failed", "inbox_id", w.id, "err", err)
 		}
 		return
 	}
@@ -361,6 +418,25 @@ func (in *inbox) process(ctx context.Context, id int64) {
 	}
 	crash.Point("inbox.finished")
 	in.kickOutbox()
+}
+
+// claim returns w's entry, claimed by this worker until at least the
+// handler's time from now. An entry claimed on arrival needs no commit,
+// unless it waited for a worker so long that its lease could end mid-way.
+func (in *inbox) claim(ctx context.Context, w work, now time.Time) (store.InboxEntry, error) {
+	if w.entry == nil {
+		return in.db.InboxClaim(ctx, w.id, now, now.Add(in.lease()))
+	}
+	e := *w.entry
+	if e.LeaseUntil.Sub(now) >= in.handlerTimeout+10*time.Second {
+		return e, nil
+	}
+	until := now.Add(in.lease())
+	if err := in.db.InboxRenew(ctx, e.ID, e.LeaseUntil, until); err != nil {
+		return store.InboxEntry{}, err
+	}
+	e.LeaseUntil = until
+	return e, nil
 }
 
 func enqueue(ctx context.Context, tx *store.Tx, m outbox.Message, now time.Time) error {

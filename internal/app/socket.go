@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/secretbot/secretbot/internal/crash"
 )
 
 // The Socket Mode client is our own, on gorilla/websocket (already a
@@ -297,31 +299,40 @@ func (s *socket) ackLoop(ctx context.Context, queue <-chan received, write func(
 }
 
 // ackBatch stores batch in one transaction and acks each stored envelope,
-// in order; it returns the error of an ack that could not be written.
+// in order; it returns the error of an ack that could not be written. Every
+// stored envelope is handed on (its after), acked or not: it is processed
+// either way, and Slack's redelivery of an unacked one is a duplicate.
 func (s *socket) ackBatch(ctx context.Context, batch []received, write func(any) error) error {
 	envs := make([]envelope, len(batch))
 	for i, r := range batch {
 		envs[i] = r.env
 	}
+	var failed error
 	for i, a := range s.handle(ctx, envs) {
 		env := envs[i]
 		if a.err != nil {
 			s.log.Error("envelope not stored; leaving it unacked", "envelope_id", env.EnvelopeID, "type", env.Type, "err", a.err)
 			continue
 		}
-		ack := map[string]any{"envelope_id": env.EnvelopeID}
-		if a.ack != nil {
-			ack["payload"] = a.ack
+		if failed == nil {
+			ack := map[string]any{"envelope_id": env.EnvelopeID}
+			if a.ack != nil {
+				ack["payload"] = a.ack
+			}
+			if err := write(ack); err != nil {
+				failed = fmt.Errorf("ack write: %w", err)
+			} else {
+				s.acked(env.Type, time.Since(batch[i].at))
+			}
 		}
-		if err := write(ack); err != nil {
-			return fmt.Errorf("ack write: %w", err)
-		}
-		s.acked(env.Type, time.Since(batch[i].at))
 		if a.after != nil {
+			if failed == nil {
+				crash.Point("inbox.acked")
+			}
 			a.after()
 		}
 	}
-	return nil
+	return failed
 }
 
 // maxInteractiveInFlight bounds the interactive envelopes being stored (and

@@ -27,6 +27,8 @@ type InboxEntry struct {
 	ReceivedAt time.Time
 	State      string // pending | working | done | failed
 	Attempts   int    // claims so far
+	// LeaseUntil: while working, the worker's lease; given to InboxPutBatch,
+	// the entry is stored claimed (see there).
 	LeaseUntil time.Time
 	LastError  string // set by InboxFinish
 }
@@ -41,7 +43,7 @@ func scanInbox(row interface{ Scan(...any) error }) (InboxEntry, error) {
 	return e, err
 }
 
-// InboxPut stores e as pending (e's ID, State, Attempts and LeaseUntil are
+// InboxPut stores e as InboxPutBatch does (e's ID, State and Attempts are
 // ignored; a zero ReceivedAt means now). inserted=false (and no error) when
 // DedupKey is already present: id is then the existing entry's.
 func (db *DB) InboxPut(ctx context.Context, e InboxEntry) (id int64, inserted bool, err error) {
@@ -58,10 +60,16 @@ type InboxPutResult struct {
 	Inserted bool // false: the dedup key was already there (ID is that entry's)
 }
 
-// InboxPutBatch stores entries as InboxPut does, all in one transaction:
-// one commit, so one sync to disk, however many envelopes arrived together
-// (group commit). The write goes before queued ordinary transactions: an
-// ack waits for it. Either every entry is stored or, on error, none.
+// InboxPutBatch stores entries, all in one transaction: one commit, so one
+// sync to disk, however many envelopes arrived together (group commit).
+// The write goes before queued ordinary transactions: an ack waits for it.
+// Either every entry is stored or, on error, none.
+//
+// An entry is stored pending, or, when its LeaseUntil is set, already
+// claimed: working, one attempt, leased until then. That is the claim a
+// worker would otherwise commit on its own (InboxClaim), made in the commit
+// the ack waits for anyway, for an entry the caller hands straight to a
+// worker: one sync less per envelope on the path every ack queues behind.
 func (db *DB) InboxPutBatch(ctx context.Context, entries []InboxEntry) ([]InboxPutResult, error) {
 	for _, e := range entries {
 		if e.DedupKey == "" {
@@ -78,12 +86,16 @@ func (db *DB) InboxPutBatch(ctx context.Context, entries []InboxEntry) ([]InboxP
 			if e.Payload == nil {
 				e.Payload = []byte{}
 			}
+			state, attempts, lease := InboxStatePending, 0, int64(0)
+			if !e.LeaseUntil.IsZero() {
+				state, attempts, lease = InboxStateWorking, 1, nanos(e.LeaseUntil)
+			}
 			var id int64
 			err := tx.tx.QueryRowContext(ctx, `INSERT INTO inbox
 			(dedup_key, envelope_id, type, payload, received_at, state, attempts, lease_until, last_error)
-			VALUES (?, ?, ?, ?, ?, 'pending', 0, 0, '')
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, '')
 			ON CONFLICT (dedup_key) DO NOTHING RETURNING id`,
-				e.DedupKey, e.EnvelopeID, e.Type, e.Payload, nanos(e.ReceivedAt)).Scan(&id)
+				e.DedupKey, e.EnvelopeID, e.Type, e.Payload, nanos(e.ReceivedAt), state, attempts, lease).Scan(&id)
 			inserted := err == nil
 			if errors.Is(err, sql.ErrNoRows) {
 				err = tx.tx.QueryRowContext(ctx, "SELECT id FROM inbox WHERE dedup_key = ?", e.DedupKey).Scan(&id)
@@ -127,6 +139,54 @@ func (db *DB) InboxClaim(ctx context.Context, id int64, now, leaseUntil time.Tim
 		return InboxEntry{}, fmt.Errorf("store: inbox claim: %w", err)
 	}
 	return e, nil
+}
+
+// InboxRenew moves the lease of a working entry from lease (as its worker
+// holds it) to until: compare-and-set, so it fails with ErrNotClaimed when
+// the lease has changed hands (it ended and the entry was claimed again) or
+// the entry is no longer working; ErrNotFound when absent.
+func (db *DB) InboxRenew(ctx context.Context, id int64, lease, until time.Time) error {
+	err := db.InTx(ctx, func(tx *Tx) error {
+		tx.wrote(opInboxClaim)
+		res, err := tx.tx.ExecContext(ctx, `UPDATE inbox SET lease_until = ?
+			WHERE id = ? AND state = 'working' AND lease_until = ?`, nanos(until), id, nanos(lease))
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil || n == 0 {
+			if err != nil {
+				return err
+			}
+			return notFoundOr(ctx, tx.tx, "inbox", id, ErrNotClaimed)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("store: inbox renew: %w", err)
+	}
+	return nil
+}
+
+// InboxReleaseLeases ends the lease of every working entry, so each can be
+// claimed at once, and returns how many there were. Only for a process
+// that holds the database's lock (TryLock) and has not started its
+// workers: then every lease is a dead process's, and its entries (acked,
+// perhaps half done) need not wait for the lease to run out.
+func (db *DB) InboxReleaseLeases(ctx context.Context) (int64, error) {
+	var n int64
+	err := db.InTx(ctx, func(tx *Tx) error {
+		tx.wrote(opInboxClaim)
+		res, err := tx.tx.ExecContext(ctx, "UPDATE inbox SET lease_until = 0 WHERE state = 'working' AND lease_until > 0")
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("store: inbox release leases: %w", err)
+	}
+	return n, nil
 }
 
 // InboxPending lists ids of entries pending, or working with a lease ended at

@@ -214,3 +214,92 @@ func TestInboxPutBatch(t *testing.T) {
 		t.Fatalf("pending %v (%v), want env-old, env-a and env-b", ids, err)
 	}
 }
+
+// An entry stored with a lease is claimed on arrival: working, one
+// attempt, not offered to the poller until the lease ends; a redelivery of
+// it changes nothing.
+func TestInboxPutClaimed(t *testing.T) {
+	db, _ := openTest(t)
+	ctx := context.Background()
+	lease := t0.Add(time.Minute)
+	e := InboxEntry{DedupKey: "env-a", EnvelopeID: "env-a", Type: "slash_commands", Payload: []byte(`{}`), ReceivedAt: t0, LeaseUntil: lease}
+	res, err := db.InboxPutBatch(ctx, []InboxEntry{e, e})
+	if err != nil || !res[0].Inserted || res[1].Inserted {
+		t.Fatalf("put %+v (%v)", res, err)
+	}
+	got, err := db.InboxGet(ctx, res[0].ID)
+	if err != nil || got.State != InboxStateWorking || got.Attempts != 1 || !got.LeaseUntil.Equal(lease) {
+		t.Fatalf("stored %+v (%v), want working, 1 attempt, leased until %v", got, err, lease)
+	}
+	if ids, _ := db.InboxPending(ctx, t0.Add(time.Second), 10); len(ids) != 0 {
+		t.Errorf("pending while leased: %v", ids)
+	}
+	if ids, _ := db.InboxPending(ctx, lease, 10); !slices.Equal(ids, []int64{res[0].ID}) {
+		t.Errorf("pending once the lease ended: %v", ids)
+	}
+	if _, err := db.InboxClaim(ctx, res[0].ID, t0.Add(time.Second), t0.Add(2*time.Minute)); !errors.Is(err, ErrNotClaimed) {
+		t.Errorf("claim of an entry leased on arrival: %v, want ErrNotClaimed", err)
+	}
+}
+
+// A lease moves only from the value its holder knows (compare-and-set).
+func TestInboxRenew(t *testing.T) {
+	db, _ := openTest(t)
+	ctx := context.Background()
+	lease := t0.Add(time.Minute)
+	res, err := db.InboxPutBatch(ctx, []InboxEntry{{DedupKey: "env-a", EnvelopeID: "env-a", Type: "slash_commands", ReceivedAt: t0, LeaseUntil: lease}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, later := res[0].ID, t0.Add(5*time.Minute)
+	if err := db.InboxRenew(ctx, id, t0.Add(30*time.Second), later); !errors.Is(err, ErrNotClaimed) {
+		t.Errorf("renew from a lease not held: %v, want ErrNotClaimed", err)
+	}
+	if err := db.InboxRenew(ctx, id, lease, later); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := db.InboxGet(ctx, id); !got.LeaseUntil.Equal(later) || got.Attempts != 1 {
+		t.Errorf("after renew %+v, want leased until %v, still 1 attempt", got, later)
+	}
+	if err := db.InboxRenew(ctx, id, lease, later.Add(time.Minute)); !errors.Is(err, ErrNotClaimed) {
+		t.Errorf("second renew from the old lease: %v, want ErrNotClaimed", err)
+	}
+	finish(t, db, id, InboxStateDone)
+	if err := db.InboxRenew(ctx, id, later, later.Add(time.Minute)); !errors.Is(err, ErrNotClaimed) {
+		t.Errorf("renew of a finished entry: %v, want ErrNotClaimed", err)
+	}
+	if err := db.InboxRenew(ctx, 404, lease, later); !errors.Is(err, ErrNotFound) {
+		t.Errorf("renew of a missing entry: %v, want ErrNotFound", err)
+	}
+}
+
+// At start every lease is a dead process's: released, its entries are
+// pending work at once, their attempts kept; finished ones stay finished.
+func TestInboxReleaseLeases(t *testing.T) {
+	db, _ := openTest(t)
+	ctx := context.Background()
+	far := time.Now().Add(time.Hour)
+	entry := func(key string, lease time.Time) InboxEntry {
+		return InboxEntry{DedupKey: key, EnvelopeID: key, Type: "slash_commands", ReceivedAt: t0, LeaseUntil: lease}
+	}
+	res, err := db.InboxPutBatch(ctx, []InboxEntry{entry("claimed", far), entry("pending", time.Time{}), entry("done", far)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	finish(t, db, res[2].ID, InboxStateDone)
+	n, err := db.InboxReleaseLeases(ctx)
+	if err != nil || n != 1 {
+		t.Fatalf("released %d (%v), want 1", n, err)
+	}
+	ids, _ := db.InboxPending(ctx, time.Now(), 10)
+	if !slices.Equal(ids, []int64{res[0].ID, res[1].ID}) {
+		t.Errorf("pending after release = %v, want the claimed and the pending entry", ids)
+	}
+	e, err := db.InboxClaim(ctx, res[0].ID, time.Now(), far)
+	if err != nil || e.Attempts != 2 {
+		t.Errorf("claim after release: %+v (%v), want a second attempt", e, err)
+	}
+	if got, _ := db.InboxGet(ctx, res[2].ID); got.State != InboxStateDone {
+		t.Errorf("finished entry became %s", got.State)
+	}
+}
