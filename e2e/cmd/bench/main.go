@@ -131,7 +131,7 @@ func run(ctx context.Context, o options, stdout io.Writer) (err error) {
 	if err := t.run(func() { w = startWorld(t, grantRounds+1) }); err != nil {
 		return fmt.Errorf("setting up the fakes and Vault: %w", err)
 	}
-	logf("fakes and Vault up")
+	logf("fakes and Vault up; disk settled in %v", settleDisk().Round(time.Millisecond))
 
 	var figs []figure
 	bot, fp, err := runFootprint(bin, w, starts)
