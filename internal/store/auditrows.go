@@ -16,7 +16,7 @@ import (
 
 // AuditHead returns the last event's seq and hash (0, "" when empty).
 func (tx *Tx) AuditHead(ctx context.Context) (seq int64, hash string, err error) {
-	err = tx.tx.QueryRowContext(ctx, "SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1").Scan(&seq, &hash)
+	err = tx.queryRow(ctx, "SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1").Scan(&seq, &hash)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, "", nil
 	}
@@ -40,7 +40,7 @@ func (tx *Tx) AuditInsert(ctx context.Context, r audit.Record) error {
 		}
 	}
 	tx.wrote(opAuditAppend)
-	_, err := tx.tx.ExecContext(ctx, `INSERT INTO audit_events
+	_, err := tx.exec(ctx, `INSERT INTO audit_events
 		(seq, time_ns, actor, action, scope, secret, outcome, reason, links, prev_hash, hash)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		r.Seq, r.Time.UnixNano(), r.Actor, r.Action, r.Scope, r.Secret, r.Outcome, r.Reason,

@@ -91,7 +91,7 @@ func (db *DB) InboxPutBatch(ctx context.Context, entries []InboxEntry) ([]InboxP
 				state, attempts, lease = InboxStateWorking, 1, nanos(e.LeaseUntil)
 			}
 			var id int64
-			err := tx.tx.QueryRowContext(ctx, `INSERT INTO inbox
+			err := tx.queryRow(ctx, `INSERT INTO inbox
 			(dedup_key, envelope_id, type, payload, received_at, state, attempts, lease_until, last_error)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, '')
 			ON CONFLICT (dedup_key) DO NOTHING RETURNING id`,
@@ -240,7 +240,7 @@ func (tx *Tx) InboxFinish(ctx context.Context, id int64, state string, errText s
 		return fmt.Errorf("store: inbox finish: state %q (accepted: done, failed, pending)", state)
 	}
 	tx.wrote(opInboxFinish)
-	res, err := tx.tx.ExecContext(ctx, `UPDATE inbox SET state = ?, lease_until = 0, last_error = ?
+	res, err := tx.exec(ctx, `UPDATE inbox SET state = ?, lease_until = 0, last_error = ?
 		WHERE id = ? AND state = 'working'`, state, errorText(errText), id)
 	if err != nil {
 		return fmt.Errorf("store: inbox finish: %w", err)

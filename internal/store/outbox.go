@@ -64,7 +64,7 @@ func (tx *Tx) OutboxAdd(ctx context.Context, m OutboxMessage) (id int64, err err
 	}
 	dedup := sql.NullString{String: m.DedupKey, Valid: m.DedupKey != ""}
 	tx.wrote(opOutboxAdd)
-	err = tx.tx.QueryRowContext(ctx, `INSERT INTO outbox
+	err = tx.queryRow(ctx, `INSERT INTO outbox
 		(dedup_key, lane, body, state, attempts, next_attempt, last_error, created_at)
 		VALUES (?, ?, ?, 'pending', 0, ?, '', ?)
 		ON CONFLICT (dedup_key) DO NOTHING RETURNING id`,
@@ -78,6 +78,12 @@ func (tx *Tx) OutboxAdd(ctx context.Context, m OutboxMessage) (id int64, err err
 	return id, nil
 }
 
+const outboxDueQuery = "SELECT " + outboxColumns + ` FROM outbox o
+	WHERE o.state = 'pending' AND o.next_attempt <= ?
+	AND (o.lane = '' OR NOT EXISTS (SELECT 1 FROM outbox p
+		WHERE p.lane = o.lane AND p.state = 'pending' AND p.id < o.id))
+	ORDER BY o.next_attempt, o.id LIMIT ?`
+
 // OutboxDue lists the heads of the lanes that are due: for each lane, its
 // oldest pending message (lowest id), when its next attempt is at or before
 // now. A lane whose head waits (a Retry-After, a back-off) yields nothing,
@@ -88,11 +94,11 @@ func (db *DB) OutboxDue(ctx context.Context, now time.Time, limit int) ([]Outbox
 	if limit <= 0 {
 		limit = 100
 	}
-	rows, err := db.sql.QueryContext(ctx, "SELECT "+outboxColumns+` FROM outbox o
-		WHERE o.state = 'pending' AND o.next_attempt <= ?
-		AND (o.lane = '' OR NOT EXISTS (SELECT 1 FROM outbox p
-			WHERE p.lane = o.lane AND p.state = 'pending' AND p.id < o.id))
-		ORDER BY o.next_attempt, o.id LIMIT ?`, nanos(now), limit)
+	stmt, err := db.prepared(ctx, outboxDueQuery)
+	if err != nil {
+		return nil, fmt.Errorf("store: outbox due: %w", err)
+	}
+	rows, err := stmt.QueryContext(ctx, nanos(now), limit)
 	if err != nil {
 		return nil, fmt.Errorf("store: outbox due: %w", err)
 	}
@@ -121,14 +127,6 @@ func (db *DB) OutboxGet(ctx context.Context, id int64) (OutboxMessage, error) {
 		return OutboxMessage{}, fmt.Errorf("store: outbox get: %w", err)
 	}
 	return m, nil
-}
-
-// OutboxSent marks a pending message sent. Returns ErrConflict when it is no
-// longer pending (already sent or dead), ErrNotFound when absent.
-func (db *DB) OutboxSent(ctx context.Context, id int64, now time.Time) error {
-	return db.outboxUpdate(ctx, "outbox sent", opOutboxSent, id,
-		"UPDATE outbox SET state = 'sent', attempts = attempts + 1, last_error = '', sent_at = ? WHERE id = ? AND state = 'pending'",
-		nanos(now), id)
 }
 
 // OutboxRetry records a failed attempt: the message is tried again at next,

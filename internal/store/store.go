@@ -62,15 +62,18 @@ const (
 
 // DB is an open store.
 type DB struct {
-	sql  *sql.DB
-	path string
-	gate writeGate // one write transaction at a time, from this process
-	ckpt *checkpointer
+	sql   *sql.DB
+	path  string
+	gate  writeGate // one write transaction at a time, from this process
+	ckpt  *checkpointer
+	marks sentMarks // outbox "sent" marks waiting for a transaction to ride on
+	stmts stmts     // hot statements, parsed once
 }
 
 // Tx is a write transaction (see DB.InTx).
 type Tx struct {
 	tx *sql.Tx
+	db *DB
 	op op // the main write so far, naming the commit's crash points
 }
 
@@ -150,7 +153,9 @@ func (db *DB) checkPragmas(ctx context.Context) error {
 
 // Close closes the database.
 func (db *DB) Close() error {
+	db.closeMarks()
 	db.ckpt.stop()
+	db.closeStmts()
 	return db.sql.Close() // the last connection to close checkpoints what is left
 }
 
@@ -213,14 +218,20 @@ func (db *DB) tryTx(ctx context.Context, urgent bool, fn func(tx *Tx) error) (er
 			stx.Rollback()
 		}
 	}()
-	tx := &Tx{tx: stx}
+	tx := &Tx{tx: stx, db: db}
 	if err = fn(tx); err != nil {
 		return err
 	}
+	var marks []*sentMark
+	if !urgent {
+		marks = db.rideMarks(ctx, tx)
+	}
 	commitPoint(tx.op, false)
 	if err = stx.Commit(); err != nil {
+		db.marks.putBack(marks, db.flushMarks)
 		return fmt.Errorf("store: commit: %w", err)
 	}
+	finishMarks(marks)
 	commitPoint(tx.op, true)
 	return nil
 }
