@@ -98,6 +98,11 @@ func Open(ctx context.Context, path string) (*DB, error) {
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
 	sqldb.SetMaxOpenConns(maxOpenConns)
+	// Kept open, all of them: database/sql keeps 2 idle by default and
+	// closes the rest after use, and a new SQLite connection runs the DSN's
+	// pragmas, reads the schema and prepares its statements again, which
+	// under load landed on whatever transaction (an ack's) needed it.
+	sqldb.SetMaxIdleConns(maxOpenConns)
 	db := &DB{sql: sqldb, path: path}
 	if err := db.checkPragmas(ctx); err != nil {
 		sqldb.Close()
