@@ -171,7 +171,8 @@ func (db *DB) InboxRenew(ctx context.Context, id int64, lease, until time.Time) 
 // claimed at once, and returns how many there were. Only for a process
 // that holds the database's lock (TryLock) and has not started its
 // workers: then every lease is a dead process's, and its entries (acked,
-// perhaps half done) need not wait for the lease to run out.
+// perhaps half done) need not wait for the lease to run out. Replicas
+// sharing one store could not do this: their leases would need an owner.
 func (db *DB) InboxReleaseLeases(ctx context.Context) (int64, error) {
 	var n int64
 	err := db.InTx(ctx, func(tx *Tx) error {
