@@ -153,13 +153,7 @@ func (db *DB) InboxRenew(ctx context.Context, id int64, lease, until time.Time) 
 		if err != nil {
 			return err
 		}
-		if n, err := res.RowsAffected(); err != nil || n == 0 {
-			if err != nil {
-				return err
-			}
-			return notFoundOr(ctx, tx.tx, "inbox", id, ErrNotClaimed)
-		}
-		return nil
+		return changedOne(ctx, tx, res, "inbox", id, ErrNotClaimed)
 	})
 	if err != nil {
 		return fmt.Errorf("store: inbox renew: %w", err)
@@ -174,16 +168,7 @@ func (db *DB) InboxRenew(ctx context.Context, id int64, lease, until time.Time) 
 // perhaps half done) need not wait for the lease to run out. Replicas
 // sharing one store could not do this: their leases would need an owner.
 func (db *DB) InboxReleaseLeases(ctx context.Context) (int64, error) {
-	var n int64
-	err := db.InTx(ctx, func(tx *Tx) error {
-		tx.wrote(opInboxClaim)
-		res, err := tx.tx.ExecContext(ctx, "UPDATE inbox SET lease_until = 0 WHERE state = 'working' AND lease_until > 0")
-		if err != nil {
-			return err
-		}
-		n, err = res.RowsAffected()
-		return err
-	})
+	n, err := db.execCount(ctx, opInboxClaim, "UPDATE inbox SET lease_until = 0 WHERE state = 'working' AND lease_until > 0")
 	if err != nil {
 		return 0, fmt.Errorf("store: inbox release leases: %w", err)
 	}
@@ -246,11 +231,8 @@ func (tx *Tx) InboxFinish(ctx context.Context, id int64, state string, errText s
 	if err != nil {
 		return fmt.Errorf("store: inbox finish: %w", err)
 	}
-	if n, err := res.RowsAffected(); err != nil || n == 0 {
-		if err != nil {
-			return fmt.Errorf("store: inbox finish: %w", err)
-		}
-		return notFoundOr(ctx, tx.tx, "inbox", id, ErrNotClaimed)
+	if err := changedOne(ctx, tx, res, "inbox", id, ErrNotClaimed); err != nil {
+		return fmt.Errorf("store: inbox finish: %w", err)
 	}
 	return nil
 }
@@ -258,15 +240,7 @@ func (tx *Tx) InboxFinish(ctx context.Context, id int64, state string, errText s
 // InboxPurge deletes finished entries received before before, once Slack
 // can no longer redeliver them, and returns how many it deleted.
 func (db *DB) InboxPurge(ctx context.Context, before time.Time) (int64, error) {
-	var n int64
-	err := db.InTx(ctx, func(tx *Tx) error {
-		res, err := tx.tx.ExecContext(ctx, "DELETE FROM inbox WHERE state IN ('done', 'failed') AND received_at < ?", nanos(before))
-		if err != nil {
-			return err
-		}
-		n, err = res.RowsAffected()
-		return err
-	})
+	n, err := db.execCount(ctx, opNone, "DELETE FROM inbox WHERE state IN ('done', 'failed') AND received_at < ?", nanos(before))
 	if err != nil {
 		return 0, fmt.Errorf("store: inbox purge: %w", err)
 	}

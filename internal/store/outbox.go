@@ -150,14 +150,7 @@ func (db *DB) outboxUpdate(ctx context.Context, what string, o op, id int64, que
 		if err != nil {
 			return err
 		}
-		n, err := res.RowsAffected()
-		if err != nil {
-			return err
-		}
-		if n == 0 {
-			return notFoundOr(ctx, tx.tx, "outbox", id, ErrConflict)
-		}
-		return nil
+		return changedOne(ctx, tx, res, "outbox", id, ErrConflict)
 	})
 	if err != nil {
 		return fmt.Errorf("store: %s: %w", what, err)
@@ -168,15 +161,7 @@ func (db *DB) outboxUpdate(ctx context.Context, what string, o op, id int64, que
 // OutboxPurge deletes sent and dead messages created before before and
 // returns how many it deleted.
 func (db *DB) OutboxPurge(ctx context.Context, before time.Time) (int64, error) {
-	var n int64
-	err := db.InTx(ctx, func(tx *Tx) error {
-		res, err := tx.tx.ExecContext(ctx, "DELETE FROM outbox WHERE state IN ('sent', 'dead') AND created_at < ?", nanos(before))
-		if err != nil {
-			return err
-		}
-		n, err = res.RowsAffected()
-		return err
-	})
+	n, err := db.execCount(ctx, opNone, "DELETE FROM outbox WHERE state IN ('sent', 'dead') AND created_at < ?", nanos(before))
 	if err != nil {
 		return 0, fmt.Errorf("store: outbox purge: %w", err)
 	}

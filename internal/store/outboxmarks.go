@@ -30,6 +30,7 @@ type sentMarks struct {
 	armed   bool // a flush is scheduled
 	closed  bool
 	delay   time.Duration // 0: markDelay
+	flush   func()        // commits what is due (DB.flushMarks); set by Open
 }
 
 type sentMark struct {
@@ -47,7 +48,7 @@ var errClosed = errors.New("store: database closed")
 // pending (already sent or dead), ErrNotFound when absent.
 func (db *DB) OutboxSent(ctx context.Context, id int64, now time.Time) error {
 	m := &sentMark{id: id, at: now, queued: time.Now(), done: make(chan struct{})}
-	if !db.marks.add(m, db.flushMarks) {
+	if !db.marks.add(m) {
 		return fmt.Errorf("store: outbox sent: %w", errClosed)
 	}
 	select {
@@ -62,24 +63,24 @@ func (db *DB) OutboxSent(ctx context.Context, id int64, now time.Time) error {
 }
 
 // add queues m; false once closed.
-func (s *sentMarks) add(m *sentMark, flush func()) bool {
+func (s *sentMarks) add(m *sentMark) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
 		return false
 	}
 	s.pending = append(s.pending, m)
-	s.arm(flush)
+	s.arm()
 	return true
 }
 
-// arm schedules flush unless one is scheduled; s.mu is held.
-func (s *sentMarks) arm(flush func()) {
+// arm schedules a flush unless one is scheduled; s.mu is held.
+func (s *sentMarks) arm() {
 	if s.armed {
 		return
 	}
 	s.armed = true
-	time.AfterFunc(s.wait(), flush)
+	time.AfterFunc(s.wait(), s.flush)
 }
 
 func (s *sentMarks) wait() time.Duration {
@@ -90,14 +91,14 @@ func (s *sentMarks) wait() time.Duration {
 }
 
 // due says whether the oldest queued mark has waited its markDelay; if not,
-// it schedules flush for then. s.mu is held, and a flush is armed.
-func (s *sentMarks) due(flush func()) bool {
+// it schedules a flush for then. s.mu is held, and a flush is armed.
+func (s *sentMarks) due() bool {
 	if len(s.pending) == 0 {
 		s.armed = false
 		return false
 	}
 	if left := s.wait() - time.Since(s.pending[0].queued); left > 0 {
-		time.AfterFunc(left, flush) // the marks it was armed for rode on a transaction
+		time.AfterFunc(left, s.flush) // the marks it was armed for rode on a transaction
 		return false
 	}
 	s.armed = false
@@ -115,7 +116,7 @@ func (s *sentMarks) take() []*sentMark {
 
 // putBack queues ms again, first, after the transaction carrying them
 // failed: the next transaction, or a flush, commits them.
-func (s *sentMarks) putBack(ms []*sentMark, flush func()) {
+func (s *sentMarks) putBack(ms []*sentMark) {
 	if len(ms) == 0 {
 		return
 	}
@@ -125,7 +126,7 @@ func (s *sentMarks) putBack(ms []*sentMark, flush func()) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.pending = append(ms, s.pending...)
-	s.arm(flush)
+	s.arm()
 }
 
 // rideMarks takes the queued marks into tx, before its commit, and returns
@@ -179,12 +180,11 @@ func applyMarks(ctx context.Context, tx *Tx, ms []*sentMark) error {
 		if err != nil {
 			return err
 		}
-		n, err := res.RowsAffected()
-		if err != nil {
+		switch err := changedOne(ctx, tx, res, "outbox", m.id, ErrConflict); {
+		case errors.Is(err, ErrConflict), errors.Is(err, ErrNotFound):
+			m.err = err // the mark's own answer
+		case err != nil:
 			return err
-		}
-		if n == 0 {
-			m.err = notFoundOr(ctx, tx.tx, "outbox", m.id, ErrConflict)
 		}
 	}
 	return nil
@@ -195,7 +195,7 @@ func applyMarks(ctx context.Context, tx *Tx, ms []*sentMark) error {
 // again, as after any failed bookkeeping.
 func (db *DB) flushMarks() {
 	db.marks.mu.Lock()
-	due := db.marks.due(db.flushMarks)
+	due := db.marks.due()
 	db.marks.mu.Unlock()
 	if !due {
 		return

@@ -104,6 +104,7 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	// under load landed on whatever transaction (an ack's) needed it.
 	sqldb.SetMaxIdleConns(maxOpenConns)
 	db := &DB{sql: sqldb, path: path}
+	db.marks.flush = db.flushMarks
 	if err := db.checkPragmas(ctx); err != nil {
 		sqldb.Close()
 		return nil, err
@@ -233,7 +234,7 @@ func (db *DB) tryTx(ctx context.Context, urgent bool, fn func(tx *Tx) error) (er
 	}
 	commitPoint(tx.op, false)
 	if err = stx.Commit(); err != nil {
-		db.marks.putBack(marks, db.flushMarks)
+		db.marks.putBack(marks)
 		return fmt.Errorf("store: commit: %w", err)
 	}
 	finishMarks(marks)
@@ -282,6 +283,35 @@ func errorText(s string) string {
 		}
 	}
 	return s
+}
+
+// changedOne reads the result of a compare-and-set on one row of table:
+// nil when it changed the row, else ErrNotFound or other (see notFoundOr).
+func changedOne(ctx context.Context, tx *Tx, res sql.Result, table string, id int64, other error) error {
+	n, err := res.RowsAffected()
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return notFoundOr(ctx, tx.tx, table, id, other)
+	}
+	return nil
+}
+
+// execCount runs one statement in a write transaction of its own, its
+// commit named by o, and returns how many rows it changed.
+func (db *DB) execCount(ctx context.Context, o op, query string, args ...any) (int64, error) {
+	var n int64
+	err := db.InTx(ctx, func(tx *Tx) error {
+		tx.wrote(o)
+		res, err := tx.tx.ExecContext(ctx, query, args...)
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	return n, err
 }
 
 // notFoundOr tells a missing row (ErrNotFound) from one in another state
